@@ -1,0 +1,1 @@
+"""colorbot: the console command and the settings every part shares."""

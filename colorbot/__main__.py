@@ -1,0 +1,5 @@
+import sys
+
+from colorbot.cli import main
+
+sys.exit(main())

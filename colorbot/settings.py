@@ -1,0 +1,66 @@
+"""Settings from the environment, in one typed object.
+
+Every process (bot, worker, trainer, CLI) reads the same variables; `.env.example`
+documents them. The Discord token is kept out of `repr()` so it never reaches a log.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("COLORBOT_DATA", "data")).expanduser()
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Discord bot token; never logged (repr=False).
+    discord_token: str = field(default="", repr=False)
+    # SQLAlchemy async URL; empty means a SQLite file in the data directory.
+    database_url: str = ""
+    # Worker base URLs; empty means the in-process worker.
+    worker_urls: tuple[str, ...] = ()
+    # Where pages, colorings and the SQLite file live.
+    data_dir: Path = field(default_factory=default_data_dir)
+    # Family manifest to serve; empty means the bundled family.
+    family_path: str = ""
+    # Channel names whose posted images are colored without `/channel enable`.
+    default_channels: tuple[str, ...] = ("coloring",)
+    # Per-user rate limit: at most `rate_limit_pages` pages every `rate_limit_seconds`.
+    rate_limit_pages: int = 5
+    rate_limit_seconds: float = 60.0
+    # Discord REST API base and gateway URLs (a REST proxy in production, a fake in tests).
+    discord_api_base: str = ""
+    discord_gateway_url: str = ""
+    # Largest upload the bot accepts, in bytes.
+    max_upload_bytes: int = 20 * 1024 * 1024
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'colorbot.sqlite3').resolve()}"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        return cls(
+            discord_token=env.get("DISCORD_TOKEN", ""),
+            database_url=env.get("DATABASE_URL", ""),
+            worker_urls=_split(env.get("WORKER_URLS", "")),
+            data_dir=Path(env.get("COLORBOT_DATA", "data")).expanduser(),
+            family_path=env.get("COLORBOT_FAMILY", ""),
+            default_channels=_split(env.get("COLORBOT_CHANNELS", "coloring")),
+            rate_limit_pages=int(env.get("COLORBOT_RATE_LIMIT_PAGES", "5")),
+            rate_limit_seconds=float(env.get("COLORBOT_RATE_LIMIT_SECONDS", "60")),
+            discord_api_base=env.get("DISCORD_API_BASE", ""),
+            discord_gateway_url=env.get("DISCORD_GATEWAY_URL", ""),
+            max_upload_bytes=int(env.get("COLORBOT_MAX_UPLOAD_BYTES", str(20 * 1024 * 1024))),
+        )

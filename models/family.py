@@ -1,0 +1,186 @@
+"""The family registry: who the members are, and their networks loaded once.
+
+A family is a folder with `manifest.json` and one safetensors file per member. The
+manifest lists, per member: name, voting emoji, description, architecture and its
+config, weights file, version, what it grew up on and that data's license, the page
+kind it is best at and its working resolution. The bundled family lives in
+`models/family/`; `COLORBOT_FAMILY` points elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from models.pix2pix import GeneratorConfig, Pix2PixGenerator
+from models.unet import UNet, UNetConfig
+
+BUNDLED_FAMILY_DIR = Path(__file__).resolve().parent / "family"
+MANIFEST_NAME = "manifest.json"
+
+# Architecture name in the manifest -> (config class, network class).
+ARCHITECTURES: dict[str, tuple[type, type[nn.Module]]] = {
+    "unet": (UNetConfig, UNet),
+    "pix2pix": (GeneratorConfig, Pix2PixGenerator),
+}
+
+
+class FamilyError(Exception):
+    """A manifest or weights file that cannot be used."""
+
+
+@dataclass
+class FamilyMember:
+    name: str  # unique, lowercase; what `--member` and `/colorize model:` take
+    emoji: str  # the reaction people vote with
+    description: str  # one line: who this member is
+    architecture: str  # a key of ARCHITECTURES
+    config: dict[str, Any]  # the architecture's config fields
+    weights: str  # safetensors file name, relative to the family folder
+    version: int = 1
+    trained_on: str = ""  # the collection it grew up on
+    license: str = ""  # that collection's license
+    work_size: int = 256  # long side, in pixels, at which the network predicts color
+    kind: str = "lineart"  # the page kind it was trained for: lineart | photo
+    card: str = ""  # model card file (markdown), relative to the family folder
+    growing_up: str = ""  # growing-up GIF, relative to the family folder
+    weights_sha256: str = ""  # filled in on save; checked on load when present
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form: metrics, parent, run ...
+
+    def build_network(self) -> nn.Module:
+        try:
+            config_cls, net_cls = ARCHITECTURES[self.architecture]
+        except KeyError:
+            known = ", ".join(sorted(ARCHITECTURES))
+            raise FamilyError(
+                f"member {self.name!r}: unknown architecture {self.architecture!r} ({known})"
+            ) from None
+        return net_cls(config_cls(**self.config))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parameter_count(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_weights(net: nn.Module, path: Path, half: bool = True) -> str:
+    """Write the network's state (fp16 by default, to keep files small); return its sha256."""
+    state = {
+        k: (v.detach().half() if half and v.is_floating_point() else v.detach()).contiguous().cpu()
+        for k, v in net.state_dict().items()
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(path))
+    return file_sha256(path)
+
+
+def load_weights(net: nn.Module, path: Path) -> None:
+    state = load_file(str(path))
+    own = net.state_dict()
+    # Stored fp16 (or anything else) comes back in the network's own dtype.
+    state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise FamilyError(f"{path.name}: missing {missing[:5]} unexpected {unexpected[:5]}")
+
+
+class Family:
+    """The members of one family folder and, on demand, their loaded networks.
+
+    Networks are built and loaded once per (member, device) and kept; `network()` is
+    thread-safe so a worker's batcher threads can share one Family.
+    """
+
+    def __init__(self, root: Path, members: list[FamilyMember]) -> None:
+        self.root = Path(root)
+        self.members = members
+        self._by_name = {m.name: m for m in members}
+        if len(self._by_name) != len(members):
+            raise FamilyError("member names must be unique")
+        emojis = [m.emoji for m in members]
+        if len(set(emojis)) != len(emojis):
+            raise FamilyError("member emojis must be unique: they are how people vote")
+        self._networks: dict[tuple[str, str], nn.Module] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, root: str | Path | None = None) -> Family:
+        root = Path(root) if root else BUNDLED_FAMILY_DIR
+        manifest = root / MANIFEST_NAME if root.is_dir() else root
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FamilyError(f"no family manifest at {manifest}") from None
+        except json.JSONDecodeError as exc:
+            raise FamilyError(f"{manifest}: not valid JSON ({exc})") from None
+        try:
+            members = [FamilyMember(**entry) for entry in data["members"]]
+        except (KeyError, TypeError) as exc:
+            raise FamilyError(f"{manifest}: bad member entry ({exc})") from None
+        return cls(manifest.parent, members)
+
+    def save_manifest(self) -> Path:
+        path = self.root / MANIFEST_NAME
+        path.parent.mkdir(parents=True, exist_ok=True)
+        body = {"members": [m.to_dict() for m in self.members]}
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.replace(path)  # atomic: a reloading worker never reads half a manifest
+        return path
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.members]
+
+    def get(self, name: str) -> FamilyMember:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise FamilyError(
+                f"no family member named {name!r}; the family is: {', '.join(self.names)}"
+            ) from None
+
+    def by_emoji(self, emoji: str) -> FamilyMember | None:
+        for member in self.members:
+            if member.emoji == emoji:
+                return member
+        return None
+
+    def network(self, name: str, device: str | torch.device = "cpu") -> nn.Module:
+        """The member's network in eval mode on `device`, loaded on first use."""
+        device = torch.device(device)
+        key = (name, str(device))
+        with self._lock:
+            net = self._networks.get(key)
+            if net is None:
+                member = self.get(name)
+                net = member.build_network()
+                path = self.root / member.weights
+                if not path.exists():
+                    raise FamilyError(f"member {name!r}: weights file {path} is missing")
+                if member.weights_sha256 and file_sha256(path) != member.weights_sha256:
+                    raise FamilyError(f"member {name!r}: {path.name} does not match its sha256")
+                load_weights(net, path)
+                net.eval().to(device)
+                if device.type == "cuda":
+                    net = net.to(memory_format=torch.channels_last)
+                self._networks[key] = net
+            return net

@@ -1,0 +1,134 @@
+"""The encoder-decoder colorizer: a small U-Net from page lightness to LAB.
+
+Input is the page's L channel scaled to [-1, 1]; output is LAB in network scale
+(L/50 - 1, ab/110), 3 channels for line-art members (full LAB: at L = 100 no a/b is a
+visible color, so lightness must be predicted too) or 2 for photo members (a, b; the
+photo's own L is kept).
+
+The a/b head is either a regression (tanh) or, with `ab_bins > 0`, a classification
+over a grid of a/b cells decoded by the annealed mean (Zhang et al., "Colorful Image
+Colorization"): L1 regression averages plausible colors into brown, classification
+keeps them vivid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass
+class UNetConfig:
+    in_channels: int = 1  # page lightness
+    out_channels: int = 3  # 3: L, a, b (line art); 2: a, b (photos keep their L)
+    base_channels: int = 16  # width of the first level; doubles per level
+    depth: int = 4  # number of 2x downsamplings; inputs are padded to 2**depth
+    max_channels: int = 128  # cap on the width of deep levels
+    ab_bins: int = 0  # cells per axis of the a/b grid for a classification head; 0 = regression
+    ab_temperature: float = 0.38  # annealed-mean temperature for the classification head
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ConvBlock(nn.Module):
+    """conv3x3 -> BN -> LeakyReLU, twice; the first conv may stride 2 to go down a level."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.LeakyReLU(0.1, inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.LeakyReLU(0.1, inplace=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class UpBlock(nn.Module):
+    """Bilinear 2x upsample, concatenate the skip connection, then a ConvBlock."""
+
+    def __init__(self, cin: int, cskip: int, cout: int) -> None:
+        super().__init__()
+        self.block = ConvBlock(cin + cskip, cout)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.block(torch.cat((x, skip), dim=1))
+
+
+def ab_bin_centers(bins: int) -> torch.Tensor:
+    """(bins*bins, 2) a/b cell centers in network scale (ab/110), row-major over (a, b)."""
+    edges = torch.linspace(-1.0, 1.0, bins + 1)
+    centers = (edges[:-1] + edges[1:]) / 2
+    a, b = torch.meshgrid(centers, centers, indexing="ij")
+    return torch.stack((a.reshape(-1), b.reshape(-1)), dim=1)
+
+
+class UNet(nn.Module):
+    def __init__(self, cfg: UNetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        widths = [min(cfg.base_channels * 2**i, cfg.max_channels) for i in range(cfg.depth + 1)]
+        self.stem = ConvBlock(cfg.in_channels, widths[0])
+        self.downs = nn.ModuleList(
+            ConvBlock(widths[i], widths[i + 1], stride=2) for i in range(cfg.depth)
+        )
+        self.ups = nn.ModuleList(
+            UpBlock(widths[i + 1], widths[i], widths[i]) for i in reversed(range(cfg.depth))
+        )
+        predicts_l = cfg.out_channels == 3
+        self.l_head = nn.Conv2d(widths[0], 1, 1) if predicts_l else None
+        if cfg.ab_bins > 0:
+            self.ab_head = nn.Conv2d(widths[0], cfg.ab_bins * cfg.ab_bins, 1)
+            self.register_buffer("ab_centers", ab_bin_centers(cfg.ab_bins), persistent=False)
+        else:
+            self.ab_head = nn.Conv2d(widths[0], 2, 1)
+
+    @property
+    def classifies_ab(self) -> bool:
+        return self.cfg.ab_bins > 0
+
+    def features(self, lightness: torch.Tensor) -> torch.Tensor:
+        # lightness: (B, 1, H, W) in [-1, 1]; H and W any size (padded inside).
+        h, w = lightness.shape[-2:]
+        m = 2**self.cfg.depth
+        pad_h, pad_w = (-h) % m, (-w) % m
+        x = F.pad(lightness, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else lightness
+        skips = [self.stem(x)]
+        for down in self.downs:
+            skips.append(down(skips[-1]))
+        x = skips.pop()
+        for up in self.ups:
+            x = up(x, skips.pop())
+        return x[..., :h, :w]  # (B, C0, H, W)
+
+    def heads(self, feats: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """(L in network scale (B, 1, H, W) or None, a/b: (B, 2, H, W) or logits (B, Q, H, W))."""
+        lightness = torch.tanh(self.l_head(feats)) if self.l_head is not None else None
+        ab = self.ab_head(feats)
+        if not self.classifies_ab:
+            ab = torch.tanh(ab)
+        return lightness, ab
+
+    def decode_ab(self, logits: torch.Tensor) -> torch.Tensor:
+        """Annealed mean of the a/b distribution: (B, Q, H, W) logits -> (B, 2, H, W)."""
+        probs = torch.softmax(logits.float() / self.cfg.ab_temperature, dim=1)
+        centers = self.ab_centers.to(probs.dtype)  # (Q, 2)
+        return torch.einsum("bqhw,qc->bchw", probs, centers)
+
+    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) page L in [-1, 1] -> (B, out_channels, H, W) LAB in network scale."""
+        pred_l, ab = self.heads(self.features(lightness))
+        if self.classifies_ab:
+            ab = self.decode_ab(ab)
+        if pred_l is None:
+            return ab  # (B, 2, H, W) a, b
+        return torch.cat((pred_l.to(ab.dtype), ab), dim=1)  # (B, 3, H, W) L, a, b

@@ -1,0 +1,160 @@
+"""Preferences from votes: who beat whom on each page.
+
+A vote says "of this page's colorings, I like this one best". It becomes one pairwise
+preference against each *other* coloring of the same page (the voted coloring wins,
+the other loses), the way Chatbot Arena turns a battle into a pair. One vote on a page
+colored by four members gives three pairs; they share the vote as their `group`, so a
+bootstrap can resample whole votes instead of pretending the three pairs are
+independent.
+
+Pure functions over plain records sit at the top (numpy-free even), the database
+adapter (`load_preferences`) below them reads through the `db` repository — the same
+code the bot writes votes with. No torch here: the bot's /leaderboard imports this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ColoringRecord:
+    """One coloring of a page by one member version."""
+
+    coloring_id: int
+    page_id: int
+    member: str
+    version: int = 1
+    guild_id: int | None = None  # the guild the page was posted in (None: not from Discord)
+
+
+@dataclass(frozen=True)
+class VoteRecord:
+    """One live vote: `user_id` likes `coloring_id` best among the colorings of `page_id`."""
+
+    user_id: int
+    page_id: int
+    coloring_id: int
+    guild_id: int | None = None
+    vote_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Preference:
+    """The winner's coloring was preferred over the loser's, on one page, by one vote."""
+
+    page_id: int
+    winner: str  # member name (or "name@version" when keyed by version)
+    loser: str
+    winner_coloring_id: int
+    loser_coloring_id: int
+    group: int  # the vote this pair came from (pairs of one vote share it)
+    guild_id: int | None = None
+    user_id: int | None = None
+
+
+@dataclass
+class PreferenceSet:
+    """All pairs of a selection of votes, plus what the fit and the bot want to show."""
+
+    pairs: list[Preference] = field(default_factory=list)
+    votes: int = 0  # votes that produced at least one pair
+    pages: int = 0  # pages with at least one such vote
+    skipped_votes: int = 0  # votes on a coloring we do not know, or a page with one coloring
+
+    @property
+    def members(self) -> list[str]:
+        return sorted({p.winner for p in self.pairs} | {p.loser for p in self.pairs})
+
+
+def member_key(member: str, version: int, by_version: bool) -> str:
+    return f"{member}@{version}" if by_version else member
+
+
+def preferences_from_votes(
+    votes: Iterable[VoteRecord],
+    colorings: Iterable[ColoringRecord],
+    *,
+    guild_id: int | None = None,
+    by_version: bool = False,
+    members: Sequence[str] | None = None,
+) -> PreferenceSet:
+    """Turn live votes into pairs: per page, the voted coloring vs each other coloring.
+
+    `guild_id` keeps only votes cast in that guild (None: every guild, the overall
+    board). `by_version` keys players by "member@version" instead of member name, to
+    rank versions of one member against each other. `members` keeps only pairs between
+    the named members. When a page was colored more than once by the same member key
+    (say, again with another strength), the voted coloring wins against each of those
+    other colorings, but never against itself.
+    """
+    by_page: dict[int, list[ColoringRecord]] = {}
+    by_id: dict[int, ColoringRecord] = {}
+    for c in colorings:
+        by_page.setdefault(c.page_id, []).append(c)
+        by_id[c.coloring_id] = c
+    allowed = set(members) if members is not None else None
+
+    out = PreferenceSet()
+    pages: set[int] = set()
+    for i, vote in enumerate(votes):
+        if guild_id is not None and vote.guild_id != guild_id:
+            continue
+        won = by_id.get(vote.coloring_id)
+        if won is None or won.page_id != vote.page_id:
+            out.skipped_votes += 1
+            continue
+        winner = member_key(won.member, won.version, by_version)
+        if allowed is not None and won.member not in allowed:
+            continue
+        group = vote.vote_id if vote.vote_id is not None else i
+        made = 0
+        for other in by_page.get(vote.page_id, ()):
+            if other.coloring_id == won.coloring_id:
+                continue
+            loser = member_key(other.member, other.version, by_version)
+            if loser == winner or (allowed is not None and other.member not in allowed):
+                continue
+            out.pairs.append(
+                Preference(
+                    page_id=vote.page_id,
+                    winner=winner,
+                    loser=loser,
+                    winner_coloring_id=won.coloring_id,
+                    loser_coloring_id=other.coloring_id,
+                    group=group,
+                    guild_id=vote.guild_id,
+                    user_id=vote.user_id,
+                )
+            )
+            made += 1
+        if made:
+            out.votes += 1
+            pages.add(vote.page_id)
+        else:
+            out.skipped_votes += 1
+    out.pages = len(pages)
+    return out
+
+
+def win_counts(prefs: Iterable[Preference]) -> dict[tuple[str, str], int]:
+    """(winner, loser) -> how often; a quick table for logs and tests."""
+    counts: dict[tuple[str, str], int] = {}
+    for p in prefs:
+        counts[(p.winner, p.loser)] = counts.get((p.winner, p.loser), 0) + 1
+    return counts
+
+
+# --- reading through the db repository -------------------------------------------------
+
+
+def _get(obj: Any, *names: str, default: Any = None) -> Any:
+    """First attribute (or mapping key) of `obj` among `names`: tolerant of row shapes."""
+    for name in names:
+        if isinstance(obj, dict) and name in obj:
+            return obj[name]
+        if hasattr(obj, name):
+            return getattr(obj, name)
+    return default

@@ -1,0 +1,134 @@
+"""Picture collections that package registries carry: fetch, cache, and what their license is.
+
+Fetched with the registries' ordinary clients (`npm pack`, `apt-get download` +
+`dpkg -x`) into a cache folder (default `$COLORBOT_DATA/cache`, else
+`~/.cache/colorbot`), once; later builds reuse the cache. Nothing here needs root.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class FetchError(Exception):
+    """A package could not be fetched or unpacked."""
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A collection's provenance, recorded in the dataset's `dataset.json` and model cards."""
+
+    name: str  # the family member it feeds
+    license: str  # SPDX id (or a short text where there is none)
+    packages: tuple[str, ...]  # registry packages it comes from
+    attribution: str  # what a model card must credit
+
+
+OPENMOJI_VERSION = "17.0.0"
+FLUENT_VERSION = "1.3.0"
+
+OPENMOJI = CollectionInfo(
+    name="openmoji",
+    license="CC-BY-SA-4.0",
+    packages=(f"npm:openmoji@{OPENMOJI_VERSION}",),
+    attribution="OpenMoji, the open-source emoji and icon project (openmoji.org), CC BY-SA 4.0",
+)
+FLUENT = CollectionInfo(
+    name="fluent",
+    license="MIT",
+    packages=(f"npm:fluentui-emoji@{FLUENT_VERSION}",),
+    attribution="Fluent Emoji, Copyright (c) Microsoft Corporation, MIT License",
+)
+OPENCLIPART = CollectionInfo(
+    name="clipart",
+    license="public-domain",
+    packages=("deb:openclipart-svg",),
+    attribution="Open Clip Art Library (openclipart.org), public domain dedication",
+)
+# The artwork packages; their licenses differ per file and are read from each package's
+# debian/copyright at build time (see `artwork_licenses`).
+ARTWORK_PACKAGES = (
+    "gnome-backgrounds",
+    "plasma-workspace-wallpapers",
+    "mate-backgrounds",
+    "debian-edu-artwork",
+    "debian-edu-artwork-buster",
+    "debian-edu-artwork-emerald",
+    "debian-edu-artwork-homeworld",
+    "debian-edu-artwork-softwaves",
+    "debian-edu-artwork-spacefun",
+)
+
+
+def default_cache_dir() -> Path:
+    """`$COLORBOT_DATA/cache` when COLORBOT_DATA is set, else `~/.cache/colorbot`."""
+    data = os.environ.get("COLORBOT_DATA")
+    if data:
+        return Path(data).expanduser() / "cache"
+    return Path("~/.cache/colorbot").expanduser()
+
+
+def _run(cmd: list[str], cwd: Path) -> None:
+    log.info("running %s in %s", " ".join(cmd), cwd)
+    try:
+        subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True)
+    except FileNotFoundError as exc:
+        raise FetchError(f"{cmd[0]} is not installed") from exc
+    except subprocess.CalledProcessError as exc:
+        raise FetchError(f"{' '.join(cmd)} failed: {exc.stderr.strip()[-500:]}") from exc
+
+
+def _safe_extract(tgz: Path, dest: Path) -> None:
+    with tarfile.open(tgz) as tar:
+        tar.extractall(dest, filter="data")
+
+
+def fetch_npm(name: str, version: str, cache_dir: Path | None = None) -> Path:
+    """The unpacked `package/` folder of an npm package (`npm pack NAME@VERSION`), cached."""
+    cache = (cache_dir or default_cache_dir()) / "npm"
+    cache.mkdir(parents=True, exist_ok=True)
+    unpacked = cache / f"{name}-{version}"
+    done = unpacked / ".unpacked"
+    if done.exists():
+        return unpacked / "package"
+    tgz = cache / f"{name}-{version}.tgz"
+    if not tgz.exists():
+        _run(["npm", "pack", f"{name}@{version}", "--silent"], cache)
+        if not tgz.exists():
+            raise FetchError(f"npm pack did not produce {tgz.name}")
+    _safe_extract(tgz, unpacked)
+    done.touch()
+    return unpacked / "package"
+
+
+def fetch_deb(package: str, cache_dir: Path | None = None) -> Path:
+    """The unpacked file tree of a Debian package (`apt-get download` + `dpkg -x`), cached."""
+    cache = (cache_dir or default_cache_dir()) / "debs"
+    cache.mkdir(parents=True, exist_ok=True)
+    unpacked = cache / package
+    done = unpacked / ".unpacked"
+    if done.exists():
+        return unpacked
+    debs = sorted(cache.glob(f"{package}_*.deb"))
+    if not debs:
+        _run(["apt-get", "download", package], cache)
+        debs = sorted(cache.glob(f"{package}_*.deb"))
+        if not debs:
+            raise FetchError(f"apt-get download did not produce {package}_*.deb")
+    unpacked.mkdir(exist_ok=True)
+    _run(["dpkg", "-x", str(debs[-1]), str(unpacked)], cache)
+    done.touch()
+    return unpacked
+
+
+def deb_copyright(root: Path, package: str) -> str:
+    """The package's debian/copyright text ('' when it has none)."""
+    path = root / "usr/share/doc" / package / "copyright"
+    return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""

@@ -1,0 +1,157 @@
+"""The bot: a `commands.AutoShardedBot` with one cog per feature.
+
+Nothing connects at import. `ColorBot(settings)` builds the bot; `setup_hook` opens the
+database and the worker client, loads the cogs and syncs the slash commands; `bot.start(
+token)` (or `colorbot run`) connects. Collaborators (worker, store, leaderboard) can be
+passed in, which is how tests give it a tiny family and a temporary database.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from bot.errors import user_message
+from bot.ratelimit import RateLimiter
+from colorbot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+COGS = (
+    "bot.cogs.pages",
+    "bot.cogs.colorize",
+    "bot.cogs.voting",
+    "bot.cogs.family",
+    "bot.cogs.leaderboard",
+    "bot.cogs.channels",
+    "bot.cogs.forget",
+)
+
+
+def intents() -> discord.Intents:
+    """Guilds, guild messages, reactions and the privileged Message Content intent
+    (posted pages are attachments of ordinary messages)."""
+    wanted = discord.Intents.none()
+    wanted.guilds = True
+    wanted.guild_messages = True
+    wanted.guild_reactions = True
+    wanted.message_content = True
+    return wanted
+
+
+def configure_endpoints(settings: Settings) -> None:
+    """Point discord.py at a REST proxy / gateway other than Discord's (or at the fake
+    Discord in tests). discord.py keeps these process-wide."""
+    if settings.discord_api_base:
+        discord.http.Route.BASE = settings.discord_api_base.rstrip("/")
+    if settings.discord_gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+
+
+class ColorTree(app_commands.CommandTree):
+    async def on_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        await report_interaction_error(interaction, error)
+
+
+async def report_interaction_error(interaction: discord.Interaction, error: BaseException) -> None:
+    """The one place slash-command failures end: a kind message to the user, the details
+    in the log."""
+    message = user_message(error)
+    command = interaction.command.qualified_name if interaction.command else "?"
+    if message.startswith("Something went wrong"):
+        log.error("/%s failed", command, exc_info=error)
+    else:
+        log.info("/%s: %s (%s)", command, message, type(error).__name__)
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(message, ephemeral=True)
+        else:
+            await interaction.response.send_message(message, ephemeral=True)
+    except discord.HTTPException:
+        log.warning("could not tell the user about the error", exc_info=True)
+
+
+class ColorBot(commands.AutoShardedBot):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        worker: Any = None,
+        store: Any = None,
+        leaderboard: Any = None,
+        **options: Any,
+    ) -> None:
+        configure_endpoints(settings)
+        options.setdefault("intents", intents())
+        options.setdefault("help_command", None)
+        options.setdefault("tree_cls", ColorTree)
+        # Replies never ping anyone by surprise.
+        options.setdefault("allowed_mentions", discord.AllowedMentions.none())
+        super().__init__(command_prefix=commands.when_mentioned, **options)
+        self.settings = settings
+        self.worker = worker
+        self.store = store
+        self.leaderboard = leaderboard
+        self.rate_limiter = RateLimiter(settings.rate_limit_pages, settings.rate_limit_seconds)
+        self.family_members: list[dict[str, Any]] = []
+        self._owns_worker = worker is None
+        self._owns_store = store is None
+
+    async def launch_shards(self) -> None:
+        # Production may override the gateway URL (a gateway proxy); Discord's
+        # answer to GET /gateway/bot is used otherwise.
+        if self.settings.discord_gateway_url and self.shard_count is None:
+            self.shard_count, _, _ = await self.http.get_bot_gateway()
+        await super().launch_shards()
+
+    async def setup_hook(self) -> None:
+        if self.store is None:
+            from bot.store import open_store
+
+            self.store = await open_store(self.settings)
+        if self.worker is None:
+            from bot.worker_client import InProcessWorker, WorkerClient
+
+            if self.settings.worker_urls:
+                self.worker = WorkerClient(list(self.settings.worker_urls))
+            else:
+                self.worker = InProcessWorker(self.settings.family_path or None)
+        if self.leaderboard is None:
+            from bot.leaderboard import VoteCountLeaderboard
+
+            self.leaderboard = VoteCountLeaderboard(self.store)
+        await self.refresh_family()
+        for name in COGS:
+            await self.load_extension(name)
+        synced = await self.tree.sync()
+        log.info("synced %d slash commands: %s", len(synced), ", ".join(c.name for c in synced))
+
+    async def refresh_family(self) -> list[dict[str, Any]]:
+        """The family as the worker serves it (name, emoji, description, version ...)."""
+        self.family_members = list(await self.worker.family())
+        return self.family_members
+
+    def member_by_emoji(self, emoji: str) -> dict[str, Any] | None:
+        for member in self.family_members:
+            if member.get("emoji") == emoji:
+                return member
+        return None
+
+    async def on_ready(self) -> None:
+        log.info("connected as %s to %d guild(s)", self.user, len(self.guilds))
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            if self._owns_worker and self.worker is not None and hasattr(self.worker, "close"):
+                await self.worker.close()
+            if self._owns_store and self.store is not None:
+                await self.store.close()

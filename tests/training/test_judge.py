@@ -1,0 +1,92 @@
+"""The judge learns a hidden taste from vote pairs (tiny pages, tiny network)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.training.votes_helpers import STYLES, fake_coloring, fake_votes, one_thread  # noqa: F401
+from training.judge import (
+    Judge,
+    JudgeConfig,
+    JudgeTrainConfig,
+    PairData,
+    judge_inputs,
+    load_judge,
+    save_judge,
+    score_colorings,
+    train_judge,
+)
+from training.simulate import HiddenTaste, synthetic_page
+
+SIZE = 32
+
+
+def _pair_data(taste: HiddenTaste, n_pages: int, seed: int) -> PairData:
+    pages, colorings, pairs = fake_votes(n_pages, 5, taste, seed=seed)
+    index, inputs = {}, []
+    for p, page in enumerate(pages):
+        for m in STYLES:
+            index[(p, m)] = len(inputs)
+            inputs.append(judge_inputs(page, colorings[p][m], SIZE))
+    return PairData(
+        torch.stack(inputs),
+        np.array([index[(p, w)] for p, w, _ in pairs]),
+        np.array([index[(p, lo)] for p, _, lo in pairs]),
+        np.array([p for p, _, _ in pairs]),
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(one_thread):
+    torch.manual_seed(0)
+    taste = HiddenTaste(temperature=0.3)
+    data = _pair_data(taste, 40, seed=0)
+    cfg = JudgeConfig(size=SIZE, base_channels=8)
+    result = train_judge(data, cfg, JudgeTrainConfig(steps=150, batch_pairs=64))
+    return taste, data, result
+
+
+def test_heldout_pairwise_accuracy_beats_chance_by_far(trained):
+    _, data, result = trained
+    assert result.heldout_pairs > 50 and result.train_pairs > 200
+    assert set(result.heldout_pages).isdisjoint(
+        set(np.unique(data.pages)) - set(result.heldout_pages)
+    )
+    assert result.heldout_accuracy >= 0.8
+    assert result.losses[-1] < result.losses[0]
+
+
+def test_judge_orders_fresh_pages_like_the_taste(trained):
+    taste, _, result = trained
+    agree = 0
+    for k in range(10):
+        page = synthetic_page(9000 + k, 48)
+        cols = [fake_coloring(page, *STYLES[m], seed=k) for m in ("sunny", "icy")]
+        scores = score_colorings(result.judge, page, cols)
+        agree += (scores[0] > scores[1]) == (taste.score(cols[0]) > taste.score(cols[1]))
+    assert agree >= 9
+
+
+def test_untrained_judge_is_near_chance(trained):
+    _, data, result = trained
+    torch.manual_seed(1)
+    fresh = train_judge(data, result.judge.cfg, JudgeTrainConfig(steps=0))
+    assert fresh.heldout_accuracy < result.heldout_accuracy
+
+
+def test_save_and_load_give_the_same_scores(trained, tmp_path):
+    _, data, result = trained
+    save_judge(result.judge, tmp_path / "judge", result.metrics())
+    again = load_judge(tmp_path / "judge")
+    x = data.inputs[:8]
+    with torch.no_grad():
+        assert torch.allclose(result.judge(x[:, :1], x[:, 1:]), again(x[:, :1], x[:, 1:]))
+
+
+def test_score_is_differentiable_in_the_coloring_at_any_size(one_thread):
+    judge = Judge(JudgeConfig(size=SIZE, base_channels=4))
+    lab = torch.zeros(2, 3, 40, 56, requires_grad=True)
+    judge(torch.ones(2, 1, 40, 56), lab).sum().backward()
+    assert lab.grad is not None and lab.grad.abs().sum() > 0

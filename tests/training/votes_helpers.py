@@ -1,0 +1,60 @@
+"""Tiny fake colorings and votes for the learning-from-votes tests (no network needed)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy import ndimage as ndi
+from skimage import color as skcolor
+
+from training.simulate import HiddenTaste, make_voters, synthetic_page, taste_features
+
+# Fake "members": each fills regions around its own hue with its own chroma.
+STYLES = {"sunny": (60.0, 55.0), "rosy": (20.0, 35.0), "leafy": (140.0, 30.0), "icy": (240.0, 40.0)}
+
+
+def fake_coloring(page: Image.Image, hue_deg: float, chroma: float, seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    gray = np.asarray(page.convert("L"), dtype=np.float32)
+    labels, n = ndi.label(gray > 128)
+    lab = np.zeros((*gray.shape, 3), dtype=np.float32)
+    lab[..., 0] = np.where(gray > 128, 75.0, 10.0)
+    for k in range(1, n + 1):
+        h = math.radians(hue_deg + rng.normal(0, 25))
+        c = max(0.0, chroma + rng.normal(0, 10))
+        region = labels == k
+        lab[region, 1] = c * math.cos(h)
+        lab[region, 2] = c * math.sin(h)
+    rgb = np.clip(skcolor.lab2rgb(lab), 0, 1)
+    return Image.fromarray((rgb * 255).astype(np.uint8))
+
+
+def fake_votes(n_pages: int, votes_per_page: int, taste: HiddenTaste, seed: int = 0, size=48):
+    """pages, colorings[page][member], and vote pairs (page, winner member, loser member)."""
+    rng = np.random.default_rng(seed)
+    voters = make_voters(taste, votes_per_page, guilds=[1], seed=seed)
+    pages, colorings, pairs = [], [], []
+    names = list(STYLES)
+    for p in range(n_pages):
+        page = synthetic_page(seed * 1000 + p, size)
+        cols = {m: fake_coloring(page, *STYLES[m], seed=p * 10 + k) for k, m in enumerate(names)}
+        feats = np.stack([taste_features(cols[m]) for m in names])
+        for voter in voters:
+            won = voter.choose(feats, taste.temperature, rng)
+            pairs += [(p, names[won], names[j]) for j in range(len(names)) if j != won]
+        pages.append(page)
+        colorings.append(cols)
+    return pages, colorings, pairs
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny nets on a shared 2-core machine run faster on one thread than fighting for two."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -1,0 +1,63 @@
+"""`colorbot worker`: serve the family over HTTP with dynamic batching."""
+
+from __future__ import annotations
+
+import argparse
+
+from models.worker.settings import WorkerSettings
+
+_DEFAULTS = WorkerSettings()
+
+
+def register_worker_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "worker",
+        help="serve colorings over HTTP (dynamic batching, CUDA when present)",
+        description="Serve POST /v1/colorize, GET /v1/family, /healthz, /readyz, /metrics. "
+        "SIGTERM drains: readyz turns 503, requests in flight finish, then it exits.",
+    )
+    parser.add_argument("--host", default=_DEFAULTS.host, help="address to listen on")
+    parser.add_argument("--port", type=int, default=_DEFAULTS.port, help="port to listen on")
+    parser.add_argument("--family", dest="family_path", default=None,
+                        help="family manifest or folder (default: $COLORBOT_FAMILY or bundled)")
+    parser.add_argument("--device", default=None,
+                        help="auto (default, $COLORBOT_DEVICE), cpu, cuda, cuda:1 ...")
+    parser.add_argument("--max-batch-size", type=int, default=_DEFAULTS.max_batch_size,
+                        help="pages per network call, at most")
+    parser.add_argument("--max-wait-ms", type=float, default=_DEFAULTS.max_wait_ms,
+                        help="how long the oldest queued page waits for its batch to fill")
+    parser.add_argument("--max-queue-size", type=int, default=_DEFAULTS.max_queue_size,
+                        help="queued pages per member before answering 503")
+    parser.add_argument("--max-request-mb", type=float,
+                        default=_DEFAULTS.max_request_bytes / (1024 * 1024),
+                        help="largest upload in MB (413 beyond)")
+    parser.add_argument("--batch-threads", type=int, default=_DEFAULTS.batch_threads,
+                        help="threads running network calls (0: one per member, at most 4)")
+    parser.add_argument("--torch-threads", type=int, default=_DEFAULTS.torch_threads,
+                        help="torch intra-op threads (0: torch's default)")
+    parser.add_argument("--reload-poll-s", type=float, default=_DEFAULTS.reload_poll_s,
+                        help="seconds between manifest checks for promotions (0: off)")
+    parser.set_defaults(handler=_run_worker)
+
+
+def settings_from_args(args: argparse.Namespace) -> WorkerSettings:
+    return WorkerSettings.from_env(
+        host=args.host,
+        port=args.port,
+        family_path=args.family_path,
+        device=args.device,
+        max_batch_size=args.max_batch_size,
+        max_wait_ms=args.max_wait_ms,
+        max_queue_size=args.max_queue_size,
+        max_request_bytes=int(args.max_request_mb * 1024 * 1024),
+        batch_threads=args.batch_threads,
+        torch_threads=args.torch_threads,
+        reload_poll_s=args.reload_poll_s,
+    )
+
+
+def _run_worker(args: argparse.Namespace) -> int:
+    from models.worker.app import run
+
+    run(settings_from_args(args))
+    return 0

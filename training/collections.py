@@ -132,3 +132,51 @@ def deb_copyright(root: Path, package: str) -> str:
     """The package's debian/copyright text ('' when it has none)."""
     path = root / "usr/share/doc" / package / "copyright"
     return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+
+
+def _dep5_stanzas(text: str) -> list[dict[str, str]]:
+    stanzas, current, key = [], {}, None
+    for line in text.splitlines():
+        if not line.strip():
+            if current:
+                stanzas.append(current)
+            current, key = {}, None
+        elif line[0] in " \t" and key:
+            current[key] += "\n" + line.strip()
+        elif ":" in line:
+            key, _, value = line.partition(":")
+            key = key.strip().lower()
+            current[key] = value.strip()
+    if current:
+        stanzas.append(current)
+    return stanzas
+
+
+def license_for_file(copyright_text: str, path: str) -> str:
+    """The license of one installed file according to a debian/copyright text.
+
+    Machine-readable (DEP-5) files: the last `Files:` stanza whose pattern matches the
+    end of `path` wins, as the format specifies. Free-form files: every license named
+    in the text, joined ("mixed: ..."), since they cannot be mapped to files reliably.
+    """
+    import fnmatch
+    import re
+
+    if "copyright-format" in copyright_text[:500]:
+        found = ""
+        for stanza in _dep5_stanzas(copyright_text):
+            patterns = stanza.get("files", "").split()
+            if any(
+                fnmatch.fnmatch(path, pat) or fnmatch.fnmatch(path, "*/" + pat)
+                for pat in patterns
+            ) and not any(p.startswith("debian/") for p in patterns):
+                found = stanza.get("license", "").split("\n")[0].strip() or found
+        if found:
+            return found
+    names = re.findall(r"Licensed under (?:the )?(?:terms of the )?([A-Z][\w .\-]+?) License",
+                       copyright_text)
+    names += re.findall(r"^License: (\S+)", copyright_text, flags=re.MULTILINE)
+    if "GNU General Public License" in copyright_text and not any("GPL" in n for n in names):
+        names.append("GPL")
+    unique = list(dict.fromkeys(n.strip() for n in names))
+    return ("mixed: " + ", ".join(unique)) if unique else "see debian/copyright"

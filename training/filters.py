@@ -49,6 +49,16 @@ def line_mask(
         edges |= feature.canny(
             lab[..., channel] * weight, sigma=sigma, low_threshold=low, high_threshold=high
         )
+    # Art that already has dark outlines (clip art, cartoons): Canny finds both sides of
+    # each stroke, a pixel or three apart. Marking the thin dark strokes themselves
+    # (black top-hat: darker than the surroundings within a few pixels; big dark fills
+    # are not thin and are left to the edges) lets both sides and the stroke merge into
+    # one line when thinned below, instead of a double or beaded outline.
+    stroke_radius = max(2, round(3 * long_side / 256))
+    footprint = morphology.disk(stroke_radius) > 0
+    lightness = lab[..., 0]
+    thin_dark = ndi.grey_closing(lightness, footprint=footprint) - lightness
+    edges |= thin_dark > _lerp(30.0, 15.0, detail)
     # The L, a and b edges of one boundary lie a pixel or two apart: merge them into one
     # line (close, then thin back to 1 px) instead of drawing a double outline.
     edges = morphology.skeletonize(ndi.binary_closing(edges, structure=morphology.disk(1) > 0))

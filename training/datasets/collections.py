@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from PIL import Image
 from tqdm import tqdm
 
 from training import collections as reg
@@ -132,3 +133,224 @@ def build_fluent(
     package = reg.fetch_npm("fluentui-emoji", reg.FLUENT_VERSION, cache_dir)
     return build_fluent_pairs(package, out, size=size, styles=styles, line_weight=line_weight,
                               detail=detail, limit=limit, progress=progress)
+
+
+def build_openclipart_pairs(
+    root: Path,
+    out: Path,
+    *,
+    size: int = 256,
+    line_weight: float = 3.0,
+    detail: float = 0.5,
+    limit: int | None = None,
+    max_svg_bytes: int = 5_000_000,
+    progress: bool = True,
+) -> BuildStats:
+    """Clip art SVGs under `root`, pages by the coloring-book filter.
+
+    Gray and black-and-white clip art is skipped (counted as colorless): it has no
+    colors to learn. Near-copies (the library holds many variants) are skipped too.
+    """
+    from training.datasets.builders import NearDuplicates, is_colorless
+    from training.filters import coloring_book
+
+    files = sorted(root.rglob("*.svg"))
+    if limit is not None:
+        files = files[:limit]
+    info = {"attribution": reg.OPENCLIPART.attribution,
+            "packages": list(reg.OPENCLIPART.packages), "size": size,
+            "pages": f"coloring-book filter (line_weight={line_weight}, detail={detail})"}
+    with DatasetWriter(out, "clipart", reg.OPENCLIPART.license, "lineart", info=info) as writer:
+        stats = writer.stats
+        near = NearDuplicates()
+        for path in _bar(files, len(files), "clipart", progress):
+            source = "openclipart/" + path.relative_to(root).as_posix()
+            if writer.has_source(source):
+                stats.skipped += 1
+                continue
+            if path.stat().st_size > max_svg_bytes:
+                stats.fail(source, "SVG larger than max_svg_bytes")
+                continue
+            try:
+                color = render_svg(path, size)
+            except PictureError as exc:
+                stats.fail(source, str(exc))
+                continue
+            if is_colorless(color):
+                stats.colorless += 1
+                continue
+            if near.seen(color):
+                stats.duplicates += 1
+                continue
+            page = coloring_book(color, line_weight=line_weight, detail=detail)
+            writer.add(color, page, source)
+    return stats
+
+
+def build_openclipart(
+    out: Path, *, size: int = 256, cache_dir: Path | None = None, limit: int | None = None,
+    line_weight: float = 3.0, detail: float = 0.5, progress: bool = True,
+) -> BuildStats:
+    root = reg.fetch_deb("openclipart-svg", cache_dir)
+    svg_root = root / "usr/share/openclipart/svg"
+    stats = build_openclipart_pairs(svg_root if svg_root.exists() else root, out, size=size,
+                                    line_weight=line_weight, detail=detail, limit=limit,
+                                    progress=progress)
+    _keep_copyright(root, "openclipart-svg", out)
+    return stats
+
+
+def _keep_copyright(root: Path, package: str, out: Path) -> None:
+    """Copy a package's debian/copyright into the dataset's licenses/ folder."""
+    text = reg.deb_copyright(root, package)
+    if text:
+        (out / "licenses").mkdir(parents=True, exist_ok=True)
+        (out / "licenses" / f"{package}.copyright").write_text(text, encoding="utf-8")
+
+
+# Wallpapers are under these folders; everything else in the packages (boot splash
+# dots, logos, screenshots, GRUB backgrounds) is not artwork worth learning from.
+_ARTWORK_DIRS = ("usr/share/backgrounds/", "usr/share/wallpapers/", "/wallpaper/", "/login/")
+_ARTWORK_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".svg")
+_WXH = re.compile(r"^(\d+)x(\d+)$")
+
+
+def artwork_files(root: Path) -> list[Path]:
+    """The wallpapers of an unpacked artwork package, one file per picture.
+
+    Packages ship one wallpaper at several resolutions (`contents/images/1920x1080.png`,
+    `.../5120x2880.png`, portrait variants): only the largest landscape one is kept.
+    """
+    candidates = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if (
+            path.is_file()
+            and path.suffix.lower() in _ARTWORK_SUFFIXES
+            and any(d in "/" + rel for d in _ARTWORK_DIRS)
+            and "screenshot" not in path.name.lower()
+        ):
+            candidates.append(path)
+    best: dict[Path, tuple[tuple[int, int], Path]] = {}
+    chosen = []
+    for path in candidates:
+        m = _WXH.match(path.stem)
+        if not m:
+            chosen.append(path)
+            continue
+        w, h = int(m.group(1)), int(m.group(2))
+        rank = (int(w >= h), w * h)  # landscape first, then the largest
+        if path.parent not in best or rank > best[path.parent][0]:
+            best[path.parent] = (rank, path)
+    chosen += [p for _, p in best.values()]
+    return sorted(chosen)
+
+
+def _crop_boxes(width: int, height: int, count: int, rng) -> list[tuple[int, int, int, int]]:
+    """Random square crops, side 20..100 % of the short side (scale variety)."""
+    short = min(width, height)
+    boxes = []
+    for _ in range(count):
+        side = max(16, int(short * rng.uniform(0.2, 1.0)))
+        x = int(rng.integers(0, width - side + 1))
+        y = int(rng.integers(0, height - side + 1))
+        boxes.append((x, y, x + side, y + side))
+    return boxes
+
+
+def build_artworks_from(
+    packages: dict[str, Path],
+    out: Path,
+    *,
+    size: int = 256,
+    crops: int = 30,
+    line_weight: float = 3.0,
+    detail: float = 0.5,
+    progress: bool = True,
+) -> BuildStats:
+    """Wallpapers from unpacked packages ({package: root}): each one downscaled whole,
+    plus `crops` random square crops (at random scales) so a few dozen wallpapers give a
+    few thousand pairs. All pairs of one wallpaper share a split. Each pair's license is
+    read from its package's debian/copyright.
+    """
+    import hashlib
+
+    import numpy as np
+
+    from training.datasets.builders import NearDuplicates, is_colorless
+    from training.datasets.images import fit_long_side, load_picture
+    from training.filters import coloring_book, line_mask
+
+    files = [(pkg, root, path) for pkg, root in packages.items() for path in artwork_files(root)]
+    licenses = {pkg: reg.deb_copyright(root, pkg) for pkg, root in packages.items()}
+    info = {
+        "packages": [f"deb:{p}" for p in packages], "size": size, "crops_per_wallpaper": crops,
+        "pages": f"coloring-book filter (line_weight={line_weight}, detail={detail})",
+        "licenses_by_package": {},
+    }
+    with DatasetWriter(out, "artworks", "mixed (per pair)", "lineart", info=info) as writer:
+        stats = writer.stats
+        near = NearDuplicates(max_distance=6)
+        for pkg, root, path in _bar(files, len(files), "artworks", progress):
+            rel = path.relative_to(root).as_posix()
+            source = f"{pkg}/{rel}"
+            license = reg.license_for_file(licenses[pkg], rel)
+            info["licenses_by_package"].setdefault(pkg, sorted({license}))
+            if license not in info["licenses_by_package"][pkg]:
+                info["licenses_by_package"][pkg] = sorted({*info["licenses_by_package"][pkg],
+                                                           license})
+            done = [writer.has_source(source)] + [
+                writer.has_source(f"{source}#crop{i}") for i in range(crops)
+            ]
+            if all(done):
+                stats.skipped += len(done)
+                continue
+            try:
+                # Crops are cut from a 4x working copy, so a crop of a fifth of the
+                # wallpaper still has real detail when scaled to `size`.
+                work = load_picture(path, size * 4)
+            except PictureError as exc:
+                stats.fail(source, str(exc))
+                continue
+            if is_colorless(work):
+                stats.colorless += 1
+                continue
+            if near.seen(work):
+                stats.duplicates += 1
+                continue
+            group = "artworks:" + hashlib.sha256(source.encode()).hexdigest()
+            seed = int(hashlib.sha256(source.encode()).hexdigest()[:8], 16)
+            rng = np.random.default_rng(seed)
+            views = [(source, fit_long_side(work, size))]
+            # Try a few extra boxes: plain crops (sky, no lines) are dropped.
+            for box in _crop_boxes(work.width, work.height, crops * 2, rng):
+                if len(views) > crops:
+                    break
+                view = work.crop(box).resize((size, size), Image.Resampling.LANCZOS)
+                if line_mask(view, line_weight=1, detail=detail).mean() < 0.002:
+                    continue
+                views.append((f"{source}#crop{len(views) - 1}", view))
+            for view_source, view in views:
+                if writer.has_source(view_source):
+                    stats.skipped += 1
+                    continue
+                if is_colorless(view):
+                    stats.colorless += 1
+                    continue
+                page = coloring_book(view, line_weight=line_weight, detail=detail)
+                writer.add(view, page, view_source, split_key=group, license=license)
+        for pkg, root in packages.items():
+            _keep_copyright(root, pkg, out)
+    return stats
+
+
+def build_artworks(
+    out: Path, *, size: int = 256, crops: int = 30, cache_dir: Path | None = None,
+    packages: tuple[str, ...] = reg.ARTWORK_PACKAGES, line_weight: float = 3.0,
+    detail: float = 0.5, progress: bool = True,
+) -> BuildStats:
+    roots = {}
+    for pkg in packages:
+        roots[pkg] = reg.fetch_deb(pkg, cache_dir)
+    return build_artworks_from(roots, out, size=size, crops=crops, line_weight=line_weight,
+                               detail=detail, progress=progress)

@@ -41,10 +41,40 @@ def fit_long_side(image: Image.Image, size: int, *, upscale: bool = False) -> Im
     return image.resize(new, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
-def render_svg(svg: str | Path | bytes, size: int) -> Image.Image:
-    """Render an SVG (path or markup) so its long side is `size` px; RGB on white."""
+def _render_resvg(kwargs: dict, size: int) -> Image.Image:
     import resvg_py
 
+    # A tiny first render tells the aspect ratio (resvg keeps it when only one side is
+    # given); the second renders the long side at exactly `size`.
+    probe = Image.open(io.BytesIO(bytes(resvg_py.svg_to_bytes(**kwargs, width=64))))
+    w, h = probe.size
+    if not w or not h:
+        raise PictureError("empty SVG")
+    side = {"width": size} if w >= h else {"height": size}
+    image = Image.open(io.BytesIO(bytes(resvg_py.svg_to_bytes(**kwargs, **side))))
+    image.load()
+    return image
+
+
+def _render_cairosvg(kwargs: dict, size: int) -> Image.Image:
+    import cairosvg
+
+    src = {"url": kwargs["svg_path"]} if "svg_path" in kwargs else {
+        "bytestring": kwargs["svg_string"].encode()}
+    probe = Image.open(io.BytesIO(cairosvg.svg2png(**src, output_width=64)))
+    w, h = probe.size
+    side = {"output_width": size} if w >= h else {"output_height": size}
+    image = Image.open(io.BytesIO(cairosvg.svg2png(**src, **side)))
+    image.load()
+    return image
+
+
+def render_svg(svg: str | Path | bytes, size: int) -> Image.Image:
+    """Render an SVG (path or markup) so its long side is `size` px; RGB on white.
+
+    resvg first; files it refuses (old Inkscape files with sizes in pt and no viewBox,
+    for example) get a second chance with cairosvg when that is installed.
+    """
     kwargs: dict = {}
     if isinstance(svg, bytes):
         kwargs["svg_string"] = svg.decode("utf-8", errors="replace")
@@ -54,19 +84,16 @@ def render_svg(svg: str | Path | bytes, size: int) -> Image.Image:
     else:
         kwargs["svg_string"] = svg
     try:
-        # A tiny first render tells the aspect ratio (resvg keeps it when only one side
-        # is given); the second renders the long side at exactly `size`.
-        probe = Image.open(io.BytesIO(bytes(resvg_py.svg_to_bytes(**kwargs, width=64))))
-        w, h = probe.size
-        if not w or not h:
-            raise PictureError("empty SVG")
-        side = {"width": size} if w >= h else {"height": size}
-        image = Image.open(io.BytesIO(bytes(resvg_py.svg_to_bytes(**kwargs, **side))))
-        image.load()
-    except PictureError:
-        raise
+        image = _render_resvg(kwargs, size)
     except Exception as exc:  # resvg raises plain ValueError/RuntimeError/panics
-        raise PictureError(f"SVG does not render: {exc}".splitlines()[0][:200]) from exc
+        first = f"SVG does not render: {exc}".splitlines()[0][:200]
+        try:
+            kwargs.pop("resources_dir", None)
+            image = _render_cairosvg(kwargs, size)
+        except Exception:  # cairosvg missing, or the file is broken for it too
+            raise PictureError(first) from exc
+    if max(image.size) != size:
+        image = fit_long_side(image, size, upscale=True)
     return on_white(image)
 
 

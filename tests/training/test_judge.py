@@ -21,6 +21,7 @@ from training.judge import (
 from training.simulate import HiddenTaste, synthetic_page
 
 SIZE = 32
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _pair_data(taste: HiddenTaste, n_pages: int, seed: int) -> PairData:
@@ -39,7 +40,7 @@ def _pair_data(taste: HiddenTaste, n_pages: int, seed: int) -> PairData:
 
 
 @pytest.fixture(scope="module")
-def trained(one_thread):
+def trained():
     torch.manual_seed(0)
     taste = HiddenTaste(temperature=0.3)
     data = _pair_data(taste, 40, seed=0)
@@ -85,7 +86,7 @@ def test_save_and_load_give_the_same_scores(trained, tmp_path):
         assert torch.allclose(result.judge(x[:, :1], x[:, 1:]), again(x[:, :1], x[:, 1:]))
 
 
-def test_score_is_differentiable_in_the_coloring_at_any_size(one_thread):
+def test_score_is_differentiable_in_the_coloring_at_any_size():
     judge = Judge(JudgeConfig(size=SIZE, base_channels=4))
     lab = torch.zeros(2, 3, 40, 56, requires_grad=True)
     judge(torch.ones(2, 1, 40, 56), lab).sum().backward()

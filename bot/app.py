@@ -83,8 +83,8 @@ class ColorBot(commands.AutoShardedBot):
         self,
         settings: Settings,
         *,
-        worker: Any = None,
-        store: Any = None,
+        worker: Any = None,  # bot.worker_client.Worker
+        store: Any = None,  # db.Database
         leaderboard: Any = None,
         **options: Any,
     ) -> None:
@@ -113,16 +113,15 @@ class ColorBot(commands.AutoShardedBot):
 
     async def setup_hook(self) -> None:
         if self.store is None:
-            from bot.store import open_store
+            from db import Database
 
-            self.store = await open_store(self.settings)
+            self.store = Database.from_settings(self.settings)
+            # `colorbot run` migrated already; refuse to start on an old schema.
+            await self.store.check_schema()
         if self.worker is None:
-            from bot.worker_client import InProcessWorker, WorkerClient
+            from bot.worker_client import make_worker
 
-            if self.settings.worker_urls:
-                self.worker = WorkerClient(list(self.settings.worker_urls))
-            else:
-                self.worker = InProcessWorker(self.settings.family_path or None)
+            self.worker = make_worker(self.settings)
         if self.leaderboard is None:
             from bot.leaderboard import VoteCountLeaderboard
 

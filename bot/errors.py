@@ -58,6 +58,10 @@ def user_message(exc: BaseException) -> str:
         seen += 1
     if isinstance(exc, UserError):
         return str(exc)
+    # db.errors.DatabaseUnavailable carries a message written for people.
+    safe = getattr(type(exc), "user_message", None)
+    if isinstance(safe, str) and safe:
+        return safe
     name = type(exc).__name__
     module = type(exc).__module__ or ""
     if name == "PageError" and module.startswith("models"):

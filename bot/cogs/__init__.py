@@ -1,0 +1,1 @@
+"""One cog per feature; each module has a tiny `setup(bot)`."""

@@ -1,0 +1,74 @@
+"""`/colorize page:<attachment> model:<member> strength:<0.5-2.0>`."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import ColorBot
+from bot.coloring import Page, check_rate, color_page, discord_files, finish_reply, read_attachment
+from bot.errors import UserError
+
+DEFAULT_FILESIZE_LIMIT = 10 * 1024 * 1024
+
+
+class Colorize(commands.Cog):
+    def __init__(self, bot: ColorBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="colorize")
+    @app_commands.describe(
+        page="the coloring page (an image)",
+        model="one family member (leave empty for the whole family)",
+        strength="how bold the colors are, 0.5 to 2.0 (default 1.0)",
+    )
+    async def colorize(
+        self,
+        interaction: discord.Interaction,
+        page: discord.Attachment,
+        model: str | None = None,
+        strength: app_commands.Range[float, 0.5, 2.0] = 1.0,
+    ) -> None:
+        """Color a page with one family member, or with the whole family."""
+        # Acknowledge first: Discord gives us 3 s, coloring takes longer.
+        await interaction.response.defer(thinking=True)
+        members = None
+        if model:
+            known = {m["name"] for m in self.bot.family_members}
+            if model not in known:
+                raise UserError(
+                    f"There is no family member called **{model}**. "
+                    f"Try one of: {', '.join(sorted(known))}."
+                )
+            members = [model]
+        check_rate(self.bot, interaction.user.id)
+        data = await read_attachment(page, self.bot.settings.max_upload_bytes)
+        request = Page(
+            data=data, filename=page.filename, guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id, message_id=None, author_id=interaction.user.id,
+            source="slash",
+        )
+        limit = interaction.guild.filesize_limit if interaction.guild else DEFAULT_FILESIZE_LIMIT
+        title = f"**{model}** colored it!" if model else ""
+        colored = await color_page(self.bot, request, members=members, strength=float(strength),
+                                   filesize_limit=limit, title=title)
+        message = await interaction.followup.send(
+            colored.content, files=discord_files(colored.files), wait=True
+        )
+        await finish_reply(self.bot, colored, message.channel.id, message.id)
+
+    @colorize.autocomplete("model")
+    async def model_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        current = current.lower()
+        return [
+            app_commands.Choice(name=f"{m['emoji']} {m['name']}", value=m["name"])
+            for m in self.bot.family_members
+            if current in m["name"].lower()
+        ][:25]
+
+
+async def setup(bot: ColorBot) -> None:
+    await bot.add_cog(Colorize(bot))

@@ -1,0 +1,166 @@
+"""Coloring one page for Discord: checks, the worker call, the reply's files and text.
+
+Shared by the pages cog (images posted in enabled channels) and `/colorize`: both check
+the attachment, color it with the worker, record page and colorings, send one message
+with the contact sheet and every member's coloring, and add one reaction per member.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.errors import NotAnImage, SlowDown, TooLarge
+from bot.files import MAX_FILES_PER_MESSAGE, ImageFile, fit_images
+from bot.sheet import contact_sheet_png
+
+if TYPE_CHECKING:
+    from bot.app import ColorBot
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+# Discord's smallest upload limit (no boosts), used when the guild is unknown.
+DEFAULT_FILESIZE_LIMIT = 10 * 1024 * 1024
+
+
+@dataclass
+class Page:
+    """A page someone asked us to color, and where it came from."""
+
+    data: bytes
+    filename: str
+    guild_id: int | None
+    channel_id: int | None
+    message_id: int | None  # the message carrying the page (None for /colorize)
+    author_id: int
+    source: str = "discord"  # discord | slash
+
+
+@dataclass
+class ColoredPage:
+    page_id: int | None
+    content: str
+    files: list[ImageFile]
+    emojis: list[str]  # one reaction per member, in family order
+    colorings: list[Any]  # worker MemberColoring objects
+    parameters: dict[str, Any] = field(default_factory=dict)
+    ms: float = 0.0
+
+
+def looks_like_image(attachment: discord.Attachment) -> bool:
+    content_type = (attachment.content_type or "").split(";")[0].strip().lower()
+    if content_type:
+        return content_type.startswith("image/")
+    return attachment.filename.lower().endswith(IMAGE_SUFFIXES)
+
+
+def check_attachment(attachment: discord.Attachment, max_bytes: int) -> None:
+    """Raise a kind UserError for what we can tell before downloading."""
+    if not looks_like_image(attachment):
+        raise NotAnImage(attachment.filename)
+    if attachment.size > max_bytes:
+        raise TooLarge(attachment.filename, attachment.size, max_bytes)
+
+
+async def read_attachment(attachment: discord.Attachment, max_bytes: int) -> bytes:
+    check_attachment(attachment, max_bytes)
+    data = await attachment.read()
+    if len(data) > max_bytes:  # the size Discord reported may be wrong
+        raise TooLarge(attachment.filename, len(data), max_bytes)
+    return data
+
+
+def check_rate(bot: ColorBot, user_id: int) -> None:
+    wait = bot.rate_limiter.hit(user_id)
+    if wait > 0:
+        raise SlowDown(wait)
+
+
+def legend(colorings: list[Any]) -> str:
+    """Which emoji is which member: the line people read before voting."""
+    parts = [f"{c.emoji} **{c.member}**" for c in colorings]
+    return "Vote for your favorite with a reaction: " + " · ".join(parts)
+
+
+async def color_page(
+    bot: ColorBot,
+    page: Page,
+    *,
+    members: list[str] | None = None,
+    strength: float = 1.0,
+    filesize_limit: int = DEFAULT_FILESIZE_LIMIT,
+    title: str = "",
+) -> ColoredPage:
+    """Record the page, color it with the worker, and build the reply (not sent yet)."""
+    started = time.perf_counter()
+    recorded = await bot.store.record_page(
+        page.data, guild_id=page.guild_id, channel_id=page.channel_id, message_id=page.message_id,
+        author_id=page.author_id, source=page.source, filename=page.filename[:255],
+    )
+    page_id = recorded.page.id
+    result = await bot.worker.colorize(page.data, members=members, strength=strength)
+    colorings = list(result.colorings)
+    sheet = await _sheet(bot, page.data, colorings)
+    stem = page.filename.rsplit(".", 1)[0][:40] or "page"
+    files: list[ImageFile] = []
+    if sheet is not None:
+        files.append(ImageFile(f"{stem}-family.png", sheet))
+    # Contact sheet first, then one file per member while they fit in one message.
+    room = MAX_FILES_PER_MESSAGE - len(files)
+    files.extend(ImageFile(f"{stem}-{c.member}.png", c.png) for c in colorings[:room])
+    files = await bot.loop.run_in_executor(None, fit_images, files, filesize_limit)
+    header = title or "Here is how the family colored it!"
+    ms = (time.perf_counter() - started) * 1000
+    return ColoredPage(
+        page_id=page_id,
+        content=f"{header}\n{legend(colorings)}",
+        files=files,
+        emojis=[c.emoji for c in colorings],
+        colorings=colorings,
+        parameters={"strength": strength},
+        ms=ms,
+    )
+
+
+async def _sheet(bot: ColorBot, page_png: bytes, colorings: list[Any]) -> bytes | None:
+    if len(colorings) < 2:
+        return None  # one member: its coloring alone says it all
+    labelled = [(f"{c.emoji} {c.member}", c.png) for c in colorings]
+    return await bot.loop.run_in_executor(None, contact_sheet_png, page_png, labelled)
+
+
+def discord_files(files: list[ImageFile]) -> list[discord.File]:
+    return [discord.File(io.BytesIO(f.data), filename=f.filename) for f in files]
+
+
+async def finish_reply(
+    bot: ColorBot, colored: ColoredPage, channel_id: int, message_id: int
+) -> None:
+    """Link the sent reply to its colorings (votes are looked up by message id) and add
+    one reaction per member, in family order."""
+    from db import NewColoring
+
+    await bot.store.record_colorings(
+        colored.page_id,
+        [
+            NewColoring(
+                member=c.member, version=c.version, emoji=c.emoji, image=c.png,
+                parameters=colored.parameters, duration_ms=c.ms,
+                timings={"batch_size": getattr(c, "batch_size", 1)},
+            )
+            for c in colored.colorings
+        ],
+        message_id=message_id,
+    )
+    target = bot.get_partial_messageable(channel_id).get_partial_message(message_id)
+    for emoji in colored.emojis:
+        try:
+            await target.add_reaction(emoji)
+        except discord.HTTPException:
+            log.warning("could not add reaction %s to %s", emoji, message_id, exc_info=True)

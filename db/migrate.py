@@ -1,0 +1,85 @@
+"""Running the Alembic migrations from code: `colorbot db upgrade`, the tests, start-up.
+
+The configuration is built here, with `script_location` inside the installed
+package, so it works from any working directory. Functions take an engine (reused,
+e.g. with a test's search_path) or a URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db.engine import WRITE, create_engine
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """An Alembic Config for colorbot's migrations, independent of the working directory."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("path_separator", "os")
+    if url:
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest revision in the package."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+async def _with_connection(
+    target: AsyncEngine | str, fn: Callable[[Connection], Any], write: bool = True
+) -> Any:
+    engine = create_engine(target) if isinstance(target, str) else target
+    try:
+        async with engine.connect() as connection:
+            if write:
+                connection = await connection.execution_options(**{WRITE: True})
+            result = await connection.run_sync(fn)
+            await connection.commit()
+            return result
+    finally:
+        if isinstance(target, str):
+            await engine.dispose()
+
+
+def _command(name: str, revision: str) -> Callable[[Connection], None]:
+    def run(connection: Connection) -> None:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = connection
+        getattr(command, name)(cfg, revision)
+
+    return run
+
+
+async def upgrade(target: AsyncEngine | str, revision: str = "head") -> None:
+    """Migrate the database at `target` (an engine or URL) up to `revision`."""
+    await _with_connection(target, _command("upgrade", revision))
+
+
+async def downgrade(target: AsyncEngine | str, revision: str) -> None:
+    """Migrate the database at `target` down to `revision` ("base": empty)."""
+    await _with_connection(target, _command("downgrade", revision))
+
+
+async def current_revision(target: AsyncEngine | str) -> str | None:
+    """The revision the database is at (None: never migrated)."""
+
+    def read(connection: Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    return await _with_connection(target, read, write=False)

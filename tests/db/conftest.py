@@ -1,0 +1,95 @@
+"""Fixtures: every data-layer test runs against SQLite and against PostgreSQL.
+
+SQLite: a fresh file under tmp_path. PostgreSQL: a fresh, randomly named schema in
+the server's `test` database (DATABASE_URL_TEST overrides the URL), selected with
+search_path and dropped afterwards; the schema always comes from the migrations.
+
+PostgreSQL is part of CI on this machine: if it cannot be reached the PostgreSQL
+variants FAIL. Without a server, set COLORBOT_SKIP_POSTGRES=1 to skip them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.pool import NullPool
+
+from db.engine import create_engine, normalize_url
+from db.repo import Database
+
+PG_URL = normalize_url(
+    os.environ.get("DATABASE_URL_TEST", "postgresql://postgres@127.0.0.1:5432/test")
+)
+SKIP_POSTGRES = os.environ.get("COLORBOT_SKIP_POSTGRES", "") not in ("", "0")
+
+
+@dataclass
+class Backend:
+    """Where one test's database lives and how to make engines for it."""
+
+    name: str  # "sqlite" | "postgresql"
+    url: str
+    engine_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def database(self, store_dir: Path | None = None, **kwargs: Any) -> Database:
+        return Database(self.url, store_dir=store_dir, **{**self.engine_kwargs, **kwargs})
+
+    def engine(self, **kwargs: Any) -> Any:
+        return create_engine(self.url, **{**self.engine_kwargs, **kwargs})
+
+
+async def _postgres_schema() -> tuple[str, Any]:
+    admin = create_engine(PG_URL, poolclass=NullPool)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        async with admin.begin() as conn:
+            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server
+        await admin.dispose()
+        pytest.fail(
+            f"PostgreSQL at {PG_URL} is unreachable ({type(exc).__name__}: {exc}). "
+            "Start it, point DATABASE_URL_TEST at one, or set COLORBOT_SKIP_POSTGRES=1.",
+            pytrace=False,
+        )
+    return schema, admin
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+)
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """An empty database (no tables) on each backend."""
+    if request.param == "sqlite":
+        yield Backend("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'colorbot.sqlite3'}")
+        return
+    if SKIP_POSTGRES:
+        pytest.skip("COLORBOT_SKIP_POSTGRES is set")
+    schema, admin = await _postgres_schema()
+    try:
+        yield Backend(
+            "postgresql",
+            PG_URL,
+            {"connect_args": {"server_settings": {"search_path": schema}}},
+        )
+    finally:
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
+
+
+@pytest.fixture
+async def db(backend: Backend, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated database with an image store under tmp_path."""
+    database = backend.database(store_dir=tmp_path / "store")
+    await database.upgrade()
+    try:
+        yield database
+    finally:
+        await database.close()

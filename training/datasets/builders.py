@@ -32,13 +32,31 @@ def dhash(image: Image.Image) -> int:
 class NearDuplicates:
     """Remembers dhashes; `seen(image)` is True for a near-copy of one already kept.
 
-    Only pictures kept in this run are remembered (a resumed build does not re-read the
-    stored ones): enough to drop the resized copies a folder or a package tends to carry.
+    `for_dataset` starts from the pictures already stored, so a resumed build skips the
+    same near-copies as an uninterrupted one.
     """
 
     def __init__(self, max_distance: int = 4) -> None:
         self.max_distance = max_distance
         self._hashes = np.zeros(0, dtype=np.uint64)
+
+    @classmethod
+    def for_dataset(cls, root: str | Path, max_distance: int = 4) -> NearDuplicates:
+        """An index seeded with the whole pictures (not crops) already in `root`."""
+        from training.datasets.manifest import read_manifest
+
+        index = cls(max_distance)
+        hashes = []
+        for rec in read_manifest(root):
+            if "#crop" in rec.source:
+                continue
+            try:
+                with Image.open(Path(root) / rec.color) as im:
+                    hashes.append(dhash(im))
+            except OSError:
+                continue
+        index._hashes = np.array(hashes, dtype=np.uint64)
+        return index
 
     def seen(self, image: Image.Image) -> bool:
         h = np.uint64(dhash(image))
@@ -97,7 +115,7 @@ def build_folder(
             "pages": _page_note(kind, line_weight, detail)}
     with DatasetWriter(out, name, license, kind, info=info) as writer:
         stats = writer.stats
-        near = NearDuplicates()
+        near = NearDuplicates.for_dataset(out)
         for path in tqdm(files, desc=name, unit="pic", disable=not progress):
             source = path.relative_to(folder).as_posix()
             if writer.has_source(source):

@@ -162,7 +162,7 @@ def build_openclipart_pairs(
             "pages": f"coloring-book filter (line_weight={line_weight}, detail={detail})"}
     with DatasetWriter(out, "clipart", reg.OPENCLIPART.license, "lineart", info=info) as writer:
         stats = writer.stats
-        near = NearDuplicates()
+        near = NearDuplicates.for_dataset(out)
         for path in _bar(files, len(files), "clipart", progress):
             source = "openclipart/" + path.relative_to(root).as_posix()
             if writer.has_source(source):
@@ -290,7 +290,7 @@ def build_artworks_from(
     }
     with DatasetWriter(out, "artworks", "mixed (per pair)", "lineart", info=info) as writer:
         stats = writer.stats
-        near = NearDuplicates(max_distance=6)
+        near = NearDuplicates.for_dataset(out, max_distance=6)
         for pkg, root, path in _bar(files, len(files), "artworks", progress):
             rel = path.relative_to(root).as_posix()
             source = f"{pkg}/{rel}"
@@ -315,7 +315,8 @@ def build_artworks_from(
             if is_colorless(work):
                 stats.colorless += 1
                 continue
-            if near.seen(work):
+            # (A wallpaper half-written by an interrupted build is itself in the index.)
+            if not writer.has_source(source) and near.seen(work):
                 stats.duplicates += 1
                 continue
             group = "artworks:" + hashlib.sha256(source.encode()).hexdigest()

@@ -63,10 +63,12 @@ class Colorize(commands.Cog):
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
         current = current.lower()
+        matches = [m for m in self.bot.family_members if current in m["name"].lower()]
+        # Names starting with what was typed first, then the family's order.
+        matches.sort(key=lambda m: not m["name"].lower().startswith(current))
         return [
-            app_commands.Choice(name=f"{m['emoji']} {m['name']}", value=m["name"])
-            for m in self.bot.family_members
-            if current in m["name"].lower()
+            app_commands.Choice(name=f"{m.get('emoji', '')} {m['name']}".strip(), value=m["name"])
+            for m in matches
         ][:25]
 
 

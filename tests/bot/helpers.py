@@ -89,6 +89,17 @@ class World:
         return await self.fake.wait_until(done, timeout)
 
 
+async def eventually(fetch, predicate=bool, timeout: float = 15.0):
+    """Poll the coroutine function `fetch` until `predicate(value)`; return the value
+    (the bot handles gateway events asynchronously)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await fetch()
+        if predicate(value) or asyncio.get_running_loop().time() > deadline:
+            return value
+        await asyncio.sleep(0.05)
+
+
 async def start_bot(bot, fake: FakeDiscord) -> asyncio.Task:
     task = asyncio.create_task(bot.start(TOKEN))
     await fake.wait_until(lambda: task.done() or bot.is_ready(), 60)

@@ -797,6 +797,12 @@ class FakeDiscord:
         channel = self.channels[interaction.channel_id]
         if (error := self._check_upload(channel, files)) is not None:
             return error
+        original = self.messages.get(interaction.original_message_id or 0)
+        if original is not None and original.payload.get("flags", 0) & 128:
+            # Like Discord: the first followup after a deferral replaces "thinking...".
+            self._edit(original, body, files)
+            interaction.followup_ids.append(original.id)
+            return _json(original.payload)
         message = self._create_message(channel, self.bot_user, body.get("content") or "", files,
                                        embeds=body.get("embeds"), interaction=interaction,
                                        flags=body.get("flags", 0) & 64)

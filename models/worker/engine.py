@@ -470,12 +470,11 @@ class Engine:
         except ValueError as exc:
             raise BadRequest(str(exc)) from exc
         page = colorizer.prepare(image, options)
-        info: dict[str, Any] = {"width": image.width, "height": image.height}
-        for name in ("kind", "fill"):
-            value = getattr(page, name, None)
-            if isinstance(value, str | bool | int | float):
-                info[name] = value
-        info["strength"] = strength
+        info: dict[str, Any] = {"width": image.width, "height": image.height,
+                                "strength": strength}
+        describe = getattr(page, "info", None)  # PreparedPage.info(): kind, fill, regions ...
+        if callable(describe):
+            info.update(describe())
         return page, info
 
     async def _encode_when_ready(self, family: LoadedFamily, name: str,

@@ -157,6 +157,9 @@ def _openmoji_package(root):
         (root / "color" / "svg" / f"{name}.svg").write_text(_svg(fill=fill, fill2="#d22f27"))
         (root / "black" / "svg" / f"{name}.svg").write_text(_svg(fill="none", fill2="none"))
     (root / "color" / "svg" / "E000.svg").write_text(_svg(fill="#00ff00"))
+    # A letter-like emoji that is black-and-white even in color: skipped as colorless.
+    (root / "color" / "svg" / "1F1E6.svg").write_text(_svg(fill="#fff", fill2="#000"))
+    (root / "black" / "svg" / "1F1E6.svg").write_text(_svg(fill="none", fill2="none"))
     return root
 
 
@@ -165,6 +168,7 @@ def test_openmoji_pairs_color_with_its_line_art(tmp_path):
     out = tmp_path / "om"
     stats = build_openmoji_pairs(pkg, out, size=64, progress=False)
     assert stats.written == 2 and stats.failed == 1  # E000 has no line art
+    assert stats.colorless == 1  # 1F1E6
     recs = _check_dataset(out, 2)
     for rec in recs:
         assert rec["collection"] == "openmoji" and rec["license"] == "CC-BY-SA-4.0"

@@ -65,6 +65,8 @@ def register_dataset_commands(subparsers) -> None:
     p = sub.add_parser("openmoji", help="OpenMoji (npm): real line-art/color pairs, CC BY-SA 4.0")
     _common(p, filter_options=False)
     _cache(p)
+    p.add_argument("--keep-colorless", action="store_true",
+                   help="keep black-and-white emoji (letters, signs; skipped by default)")
     p.set_defaults(handler=_openmoji)
 
     p = sub.add_parser("fluent", help="Fluent emoji (npm fluentui-emoji), MIT")
@@ -130,7 +132,8 @@ def _openmoji(args) -> int:
     from training.datasets.collections import build_openmoji
 
     stats = build_openmoji(args.out, size=args.size, cache_dir=args.cache_dir,
-                           limit=args.limit, progress=not args.no_progress)
+                           limit=args.limit, skip_colorless=not args.keep_colorless,
+                           progress=not args.no_progress)
     return _finish(args, stats)
 
 

@@ -33,13 +33,18 @@ def build_openmoji_pairs(
     *,
     size: int = 256,
     limit: int | None = None,
+    skip_colorless: bool = True,
     progress: bool = True,
 ) -> BuildStats:
     """Real pairs: OpenMoji ships each emoji as a color SVG and a black line-art SVG.
 
     `package_dir` is the npm package's folder (with color/svg and black/svg). The page is
     the black line art, the color the colored emoji, both rendered at `size` on white.
+    About one emoji in nine (letters, symbols, signs) is black-and-white even in color;
+    those are skipped (counted as colorless) unless `skip_colorless` is False.
     """
+    from training.datasets.builders import is_colorless
+
     color_dir, black_dir = package_dir / "color" / "svg", package_dir / "black" / "svg"
     names = sorted(p.name for p in color_dir.glob("*.svg"))
     if limit is not None:
@@ -67,16 +72,20 @@ def build_openmoji_pairs(
             if page.size != color.size:
                 stats.fail(source, f"line art {page.size} and color {color.size} differ")
                 continue
+            if skip_colorless and is_colorless(color):
+                stats.colorless += 1
+                continue
             writer.add(color, page, source, split_key=openmoji_group(stem))
     return stats
 
 
 def build_openmoji(
     out: Path, *, size: int = 256, cache_dir: Path | None = None, limit: int | None = None,
-    progress: bool = True,
+    skip_colorless: bool = True, progress: bool = True,
 ) -> BuildStats:
     package = reg.fetch_npm("openmoji", reg.OPENMOJI_VERSION, cache_dir)
-    return build_openmoji_pairs(package, out, size=size, limit=limit, progress=progress)
+    return build_openmoji_pairs(package, out, size=size, limit=limit,
+                                skip_colorless=skip_colorless, progress=progress)
 
 
 FLUENT_COLOR_STYLES = ("flat", "modern")

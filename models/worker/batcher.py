@@ -29,7 +29,7 @@ from models.worker.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
-# run(colorizer, member_name, pages) -> one image per page, in order. Called in a thread.
+# run(colorizer, member_name, pages) -> one output per page, in order. Called in a thread.
 RunBatch = Callable[[Any, str, list[Any]], list[Any]]
 
 
@@ -55,7 +55,7 @@ class BatchFailed(Exception):
 class MemberOutput:
     """What one page's Future resolves to."""
 
-    image: Any  # the coloring (PIL.Image)
+    output: Any  # the page's raw network output (or coloring), as the run function gave it
     queue_s: float  # from put() to the start of its batch
     run_s: float  # wall time of the whole batched call it was part of
     batch_size: int
@@ -205,11 +205,11 @@ class MemberQueue:
             self._metrics.queue_seconds.observe(started - item.enqueued_perf, member=self.member)
         self._running_batch = True
         try:
-            images = await loop.run_in_executor(
+            outputs = await loop.run_in_executor(
                 self._executor, self._run, batch[0].colorizer, self.member, [i.page for i in batch]
             )
-            if len(images) != size:
-                raise RuntimeError(f"run_member returned {len(images)} images for {size} pages")
+            if len(outputs) != size:
+                raise RuntimeError(f"the batch gave {len(outputs)} outputs for {size} pages")
         except Exception as exc:
             self._metrics.batch_failures.inc(member=self.member)
             log.exception("batch of %d for member %s FAILED; failing all its requests",
@@ -223,10 +223,10 @@ class MemberQueue:
             self._running_batch = False
         run_s = time.perf_counter() - started
         self._metrics.batch_seconds.observe(run_s, member=self.member)
-        for item, image in zip(batch, images, strict=True):
+        for item, output in zip(batch, outputs, strict=True):
             if not item.future.done():
                 item.future.set_result(
-                    MemberOutput(image, started - item.enqueued_perf, run_s, size)
+                    MemberOutput(output, started - item.enqueued_perf, run_s, size)
                 )
 
 

@@ -84,7 +84,13 @@ class Backend(Protocol):
 
     def load_page(self, data: bytes) -> Any: ...
 
-    def run_member(self, colorizer: Any, name: str, pages: list[Any]) -> list[Any]: ...
+    def predict(self, colorizer: Any, name: str, pages: list[Any]) -> list[Any]:
+        """One batched network call (the batch thread); one raw output per page."""
+        ...
+
+    def finish(self, colorizer: Any, page: Any, output: Any) -> Any:
+        """A page's raw output -> its coloring (PIL.Image); the compose threads, per page."""
+        ...
 
 
 def resolve_device(device: str) -> str:
@@ -133,7 +139,8 @@ class PipelineBackend:
         blank = Image.new("RGB", (64, 64), "white")
         page = colorizer.prepare(blank, ColorizeOptions())
         for member in family.members:
-            self.run_member(colorizer, member.name, [page])
+            [output] = self.predict(colorizer, member.name, [page])
+            self.finish(colorizer, page, output)
         return LoadedFamily(
             colorizer, [member_info(m) for m in family.members], family.root / MANIFEST_NAME
         )
@@ -148,11 +155,27 @@ class PipelineBackend:
 
         return load_page(data)
 
-    def run_member(self, colorizer: Any, name: str, pages: list[Any]) -> list[Any]:
+    # The batch thread runs only the network (`Colorizer.predict`); compositing at full
+    # page size (`Colorizer.composite`, often costlier than the network on a CPU, and
+    # pure CPU work on a GPU box) runs per page in the compose threads, in parallel with
+    # each other and with the next batch's network call. A Colorizer without that split
+    # gets `run_member` in the batch thread.
+
+    def predict(self, colorizer: Any, name: str, pages: list[Any]) -> list[Any]:
         import torch
 
         with torch.inference_mode():
+            if hasattr(colorizer, "predict") and hasattr(colorizer, "composite"):
+                return colorizer.predict(colorizer.family.get(name), pages)
             return colorizer.run_member(name, pages)
+
+    def finish(self, colorizer: Any, page: Any, output: Any) -> Any:
+        if not (hasattr(colorizer, "predict") and hasattr(colorizer, "composite")):
+            return output  # run_member composited already
+        import torch
+
+        with torch.inference_mode():
+            return colorizer.composite(page, output)
 
 
 @dataclass
@@ -281,7 +304,7 @@ class Engine:
             max(1, settings.prepare_threads), thread_name_prefix="prepare"
         )
         self._batcher = Batcher(
-            self.backend.run_member,
+            self.backend.predict,
             self._batch_pool,
             BatchConfig(settings.max_batch_size, settings.max_wait_ms, settings.max_queue_size),
             self.metrics,
@@ -446,7 +469,7 @@ class Engine:
         info["prepare_ms"] = round(prepare_s * 1000, 1)
         futures = {name: self._batcher.put(name, family.colorizer, page) for name in names}
         outcomes = await asyncio.gather(
-            *(self._encode_when_ready(family, name, fut) for name, fut in futures.items()),
+            *(self._finish_when_ready(family, name, page, fut) for name, fut in futures.items()),
             return_exceptions=True,
         )
         errors = [o for o in outcomes if isinstance(o, BaseException)]
@@ -477,14 +500,20 @@ class Engine:
             info.update(describe())
         return page, info
 
-    async def _encode_when_ready(self, family: LoadedFamily, name: str,
+    def _finish(self, colorizer: Any, page: Any, output: Any) -> bytes:
+        """Composite one member's output at page size and encode it. Compose thread."""
+        return encode_png(self.backend.finish(colorizer, page, output))
+
+    async def _finish_when_ready(self, family: LoadedFamily, name: str, page: Any,
                                  future: asyncio.Future[MemberOutput]) -> MemberColoring:
         queued = time.perf_counter()
         output = await future
         loop = asyncio.get_running_loop()
-        png = await loop.run_in_executor(self._prepare_pool, encode_png, output.image)
+        png = await loop.run_in_executor(
+            self._prepare_pool, self._finish, family.colorizer, page, output.output
+        )
         member = family.member(name) or {}
-        ms = time.perf_counter() - queued  # queue + network run + PNG encoding
+        ms = time.perf_counter() - queued  # queue + network run + compositing + encoding
         return MemberColoring(
             member=name,
             emoji=member.get("emoji", ""),

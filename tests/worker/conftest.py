@@ -139,8 +139,11 @@ class FakeBackend:
 
         return load_page(data)
 
-    def run_member(self, colorizer: FakeColorizer, name: str, pages: list[Any]) -> list[Any]:
+    def predict(self, colorizer: FakeColorizer, name: str, pages: list[Any]) -> list[Any]:
         return colorizer.run_member(name, pages)
+
+    def finish(self, colorizer: FakeColorizer, page: Any, output: Any) -> Any:
+        return output
 
     def batch_sizes(self, member: str | None = None) -> list[int]:
         with self.lock:

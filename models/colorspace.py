@@ -101,6 +101,11 @@ def scale_chroma(lab: torch.Tensor, strength: float) -> torch.Tensor:
     return torch.cat((lightness, ab * lo), dim=-3)
 
 
+def in_gamut(lab: torch.Tensor, tol: float = 1e-3) -> torch.Tensor:
+    """(..., 1, H, W) bool: whether each LAB pixel is an sRGB color (within `tol`)."""
+    return _in_gamut(lab, tol)
+
+
 def _in_gamut(lab: torch.Tensor, tol: float = 1e-3) -> torch.Tensor:
     lightness, a, b = lab.unbind(dim=-3)
     fy = (lightness + 16.0) / 116.0

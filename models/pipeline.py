@@ -1,0 +1,337 @@
+"""Batched colorizing: pages in, one coloring per family member out.
+
+The work is split so a server can batch it (see NOTES.md, "Colorizing"):
+
+- `Colorizer.prepare(image, options)` does the per-page CPU analysis once — page
+  lightness, page kind, the regions inside the lines, the network input at each
+  working resolution — and returns a `PreparedPage` every member reuses;
+- `Colorizer.run_member(name, pages)` runs ONE network call for many pages (each
+  page's L resized to the member's working size, padded to a common size, run,
+  cropped back) and composites every prediction at the page's full size;
+- `Colorizer.colorize(images, members, options)` does both for a list of images.
+
+Compositing (why: DESIGN.md):
+- line art: the member predicts full LAB; `L_out = min(L_page, L_pred)` keeps the
+  page's own full-resolution lines, and with `fill` each region enclosed by lines
+  takes one color (the median prediction over the region);
+- photos: the page's own L, the predicted a/b (a 3-channel member's a/b too);
+- `strength` multiplies chroma; every color is pulled back into sRGB along its own
+  hue (`scale_chroma`), never clipped per channel.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.nn import functional as F
+
+from models.colorspace import in_gamut, lab_to_rgb, normalize_l, scale_chroma
+from models.family import Family, FamilyMember
+from models.images import page_lightness
+from models.pagekind import KINDS, PageKind, detect_page_kind, paper_level
+from models.regions import Regions, RegionSamples, find_regions, region_medians, region_samples
+
+# Lines darker than this are never lightened by paper leveling.
+_LINE_LEVEL = 30.0
+MAX_STRENGTH = 4.0
+
+
+@dataclass(frozen=True)
+class ColorizeOptions:
+    strength: float = 1.0  # chroma multiplier; 0 gives a gray page, 1 the prediction as is
+    fill: bool | None = None  # one color per region enclosed by lines; None: on for line art
+    kind: str = "auto"  # "auto" | "lineart" | "photo"
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("auto", *KINDS):
+            raise ValueError(f"kind must be auto, lineart or photo, not {self.kind!r}")
+        if not 0.0 <= float(self.strength) <= MAX_STRENGTH:
+            raise ValueError(f"strength must be between 0 and {MAX_STRENGTH:g}")
+
+
+@dataclass
+class PreparedPage:
+    """One page analysed once, ready for any member (CPU tensors only)."""
+
+    width: int
+    height: int
+    kind: str  # the kind colored as: detected, or the override
+    detected: PageKind  # what detection saw (always run: it is cheap and worth logging)
+    strength: float
+    fill: bool  # region fill in effect (line art only)
+    lightness: torch.Tensor  # (H, W) page L in [0, 100]; paper leveled to white for line art
+    regions: Regions | None  # line art with fill only
+    assigned: torch.Tensor | None  # (H, W) int64 region id of every pixel (from regions)
+    _inputs: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)
+    _samples: dict[tuple[int, int], RegionSamples] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.width, self.height
+
+    def work_shape(self, work_size: int) -> tuple[int, int]:
+        """(h, w) of the page with its long side at `work_size`."""
+        scale = work_size / max(self.width, self.height)
+        return max(1, round(self.height * scale)), max(1, round(self.width * scale))
+
+    def network_input(self, work_size: int) -> torch.Tensor:
+        """(1, h, w) page L in network scale at the member's working resolution."""
+        with self._lock:
+            x = self._inputs.get(work_size)
+            if x is None:
+                h, w = self.work_shape(work_size)
+                small = F.interpolate(
+                    self.lightness[None, None], size=(h, w), mode="bilinear",
+                    align_corners=False, antialias=True,
+                )[0]
+                x = normalize_l(small).clamp(-1.0, 1.0).contiguous()
+                self._inputs[work_size] = x
+            return x
+
+    def samples(self, shape: tuple[int, int]) -> RegionSamples:
+        assert self.regions is not None
+        with self._lock:
+            s = self._samples.get(shape)
+            if s is None:
+                s = region_samples(self.regions, shape)
+                self._samples[shape] = s
+            return s
+
+    def info(self) -> dict:
+        """What the analysis found, for logs and API responses."""
+        return {
+            "width": self.width,
+            "height": self.height,
+            "kind": self.kind,
+            "detected_kind": self.detected.kind,
+            "fill": self.fill,
+            "strength": self.strength,
+            "regions": self.regions.count if self.regions is not None else 0,
+            "paper": round(self.detected.paper, 1),
+            "white_share": round(self.detected.white_share, 3),
+            "smooth_midtone_share": round(self.detected.smooth_midtone_share, 3),
+            "edge_share": round(self.detected.edge_share, 3),
+        }
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def level_paper(lightness: np.ndarray, paper: float) -> np.ndarray:
+    """Stretch a gray scan's paper to white, leaving lines (L <= 30) exactly as they are."""
+    if paper >= 97.0 or paper <= _LINE_LEVEL + 5.0:
+        return lightness
+    span = (100.0 - _LINE_LEVEL) / (paper - _LINE_LEVEL)
+    stretched = _LINE_LEVEL + (lightness - _LINE_LEVEL) * span
+    return np.where(lightness <= _LINE_LEVEL, lightness, np.minimum(stretched, 100.0)).astype(
+        np.float32
+    )
+
+
+def _upsample(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(C, h, w) -> (C, H, W), bilinear."""
+    if x.shape[-2:] == (height, width):
+        return x
+    return F.interpolate(x[None], size=(height, width), mode="bilinear", align_corners=False)[0]
+
+
+def _sample(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, height: int, width: int):
+    """Bilinear value of (C, h, w) at full-resolution pixels (ys, xs): (C, N).
+
+    Same coordinates as `_upsample` (align_corners=False), for a few pixels only.
+    """
+    gx = (xs.to(torch.float32) + 0.5) * (2.0 / width) - 1.0
+    gy = (ys.to(torch.float32) + 0.5) * (2.0 / height) - 1.0
+    grid = torch.stack((gx, gy), dim=-1)[None, None]  # (1, 1, N, 2)
+    out = F.grid_sample(
+        x[None].float(), grid, mode="bilinear", padding_mode="border", align_corners=False
+    )
+    return out[0, :, 0]  # (C, N)
+
+
+def lab_to_rgb8(lab: torch.Tensor) -> torch.Tensor:
+    """LAB pixels (3, N) -> sRGB (N, 3) uint8; out-of-gamut colors lose chroma, not hue."""
+    n = lab.shape[1]
+    lab = lab.reshape(3, n, 1).float()
+    outside = ~in_gamut(lab).reshape(n)
+    if bool(outside.any()):
+        lab = lab.clone()
+        lab[:, outside] = scale_chroma(lab[:, outside], 1.0)
+    rgb = lab_to_rgb(lab).reshape(3, n)
+    return (rgb * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).T
+
+
+class Colorizer:
+    """Colors pages with the members of a family (networks loaded once, on `device`)."""
+
+    def __init__(self, family: Family, device: str | torch.device | None = None) -> None:
+        self.family = family
+        self.device = torch.device(device) if device is not None else default_device()
+
+    # ---- per page, once -------------------------------------------------------------
+    def prepare(self, image: Image.Image, options: ColorizeOptions | None = None) -> PreparedPage:
+        """Analyse one RGB page (kind, regions, network inputs) for every member."""
+        options = options or ColorizeOptions()
+        lightness = page_lightness(image)  # (H, W) float32
+        height, width = lightness.shape
+        detected = detect_page_kind(lightness)
+        kind = detected.kind if options.kind == "auto" else options.kind
+        # Region fill only makes sense where there are lines to stay inside.
+        fill = kind == "lineart" and (options.fill is None or options.fill)
+        regions = None
+        if kind == "lineart":
+            paper = detected.paper if options.kind == "auto" else paper_level(lightness)
+            lightness = level_paper(lightness, paper)
+            if fill:
+                regions = find_regions(lightness)
+        page = PreparedPage(
+            width=width,
+            height=height,
+            kind=kind,
+            detected=detected,
+            strength=float(options.strength),
+            fill=fill,
+            lightness=torch.from_numpy(np.ascontiguousarray(lightness, dtype=np.float32)),
+            regions=regions,
+            assigned=torch.from_numpy(regions.assigned).long() if regions is not None else None,
+        )
+        # Warm the caches for this family's working sizes now (CPU work that the
+        # batcher would otherwise do while the accelerator waits).
+        for size in {m.work_size for m in self.family.members}:
+            page.network_input(size)
+            if regions is not None:
+                page.samples(page.work_shape(size))
+        return page
+
+    # ---- per member, batched ---------------------------------------------------------
+    def predict(self, member: FamilyMember, pages: Sequence[PreparedPage]) -> list[torch.Tensor]:
+        """One network call for all `pages`: a (C, h, w) float32 CPU prediction per page,
+        LAB in network scale at the member's working resolution."""
+        net = self.family.network(member.name, self.device)
+        inputs = [page.network_input(member.work_size) for page in pages]
+        height = max(x.shape[-2] for x in inputs)
+        width = max(x.shape[-1] for x in inputs)
+        # Pad each page at its bottom/right to the batch's size; replicate, so the
+        # network sees more of the page's own border rather than a hard edge.
+        batch = torch.cat(
+            [
+                F.pad(x[None], (0, width - x.shape[-1], 0, height - x.shape[-2]), mode="replicate")
+                for x in inputs
+            ]
+        )  # (B, 1, H, W)
+        cuda = self.device.type == "cuda"
+        if cuda:
+            # Pinned host memory makes the copy asynchronous; channels_last matches
+            # the layout Family.network() gives the weights on CUDA (tensor cores).
+            batch = batch.pin_memory().to(self.device, non_blocking=True)
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        else:
+            batch = batch.to(self.device)
+        with torch.inference_mode(), torch.autocast(
+            device_type="cuda", dtype=torch.float16, enabled=cuda
+        ):
+            out = net(batch)  # (B, C, H, W) network scale
+        out = out.float().cpu()
+        return [o[:, : x.shape[-2], : x.shape[-1]] for o, x in zip(out, inputs, strict=True)]
+
+    def run_member(self, name: str, pages: Sequence[PreparedPage]) -> list[Image.Image]:
+        """Color every page with one member: one batched network call, then compositing."""
+        member = self.family.get(name)
+        if not pages:
+            return []
+        predictions = self.predict(member, pages)
+        with torch.inference_mode():
+            pairs = zip(pages, predictions, strict=True)
+            return [self.composite(page, pred) for page, pred in pairs]
+
+    def colorize(
+        self,
+        images: Sequence[Image.Image],
+        members: Sequence[str] | None = None,
+        options: ColorizeOptions | None = None,
+    ) -> list[dict[str, Image.Image]]:
+        """Color each image with each member: `[{member name: coloring}, ...]`."""
+        names = list(members) if members else self.family.names
+        for name in names:
+            self.family.get(name)  # unknown names fail before any work
+        pages = [self.prepare(image, options) for image in images]
+        results: list[dict[str, Image.Image]] = [{} for _ in pages]
+        for name in names:
+            for result, coloring in zip(results, self.run_member(name, pages), strict=True):
+                result[name] = coloring
+        return results
+
+    # ---- compositing at full size ----------------------------------------------------
+    @staticmethod
+    def composite(page: PreparedPage, prediction: torch.Tensor) -> Image.Image:
+        """A member's prediction (C, h, w), network scale -> the coloring at page size."""
+        height, width = page.height, page.width
+        if prediction.shape[0] == 3:
+            lab_small = torch.cat(((prediction[:1] + 1.0) * 50.0, prediction[1:] * 110.0))
+        else:  # a/b only
+            lab_small = prediction * 110.0
+        if page.kind == "lineart" and lab_small.shape[0] == 3:
+            if page.fill:
+                rgb = _composite_filled(page, lab_small)
+            else:
+                rgb = _composite_lines(page, lab_small)
+        else:
+            # Photo (or an a/b-only member on line art): keep the page's own L.
+            ab = _upsample(lab_small[-2:], height, width) * page.strength
+            lab = torch.cat((page.lightness[None], ab)).reshape(3, -1)
+            rgb = lab_to_rgb8(lab).reshape(height, width, 3)
+        return Image.fromarray(rgb.numpy(), mode="RGB")
+
+
+def _composite_lines(page: PreparedPage, lab_small: torch.Tensor) -> torch.Tensor:
+    """Line art without fill: predicted colors under the page's lines; (H, W, 3) uint8."""
+    height, width = page.height, page.width
+    lab_small = lab_small.clone()
+    lab_small[1:] *= page.strength
+    # Convert at working resolution and upsample the RGB: every paper pixel is then
+    # exact up to interpolation; only pixels darker than the prediction (the lines)
+    # need their own LAB -> RGB at full resolution.
+    h, w = lab_small.shape[-2:]
+    rgb_small = lab_to_rgb8(lab_small.reshape(3, -1)).T.reshape(3, h, w).float()
+    up = _upsample(torch.cat((rgb_small, lab_small)), height, width)  # (6, H, W)
+    rgb = (up[:3] + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous()
+    darker = page.lightness < up[3]
+    if bool(darker.any()):
+        lab = up[3:, darker]  # (3, N)
+        lab[0] = page.lightness[darker]
+        rgb[darker] = lab_to_rgb8(lab)
+    return rgb
+
+
+def _composite_filled(page: PreparedPage, lab_small: torch.Tensor) -> torch.Tensor:
+    """Line art with fill: one color per region, lines kept; (H, W, 3) uint8."""
+    assert page.assigned is not None
+    height, width = page.height, page.width
+    samples = page.samples(tuple(lab_small.shape[-2:]))
+    palette, has = region_medians(lab_small, samples)  # (K+1, 3), (K+1,)
+    palette[:, 1:] *= page.strength
+    palette_rgb = lab_to_rgb8(palette.T.contiguous())  # (K+1, 3)
+    assigned = page.assigned
+    rgb = palette_rgb[assigned]  # (H, W, 3): exact wherever the paper shows the fill
+    # Pixels that need their own color: darker than their fill (lines, anti-aliased
+    # edges) or in a region too small to have a median (per-pixel prediction there).
+    own = ~has[assigned]
+    need = own | (page.lightness < palette[:, 0][assigned])
+    if bool(need.any()):
+        ys, xs = torch.nonzero(need, as_tuple=True)
+        lab = palette[assigned[ys, xs]].T.contiguous()  # (3, N)
+        own_n = own[ys, xs]
+        if bool(own_n.any()):
+            pixel = _sample(lab_small, ys[own_n], xs[own_n], height, width)
+            pixel[1:] *= page.strength
+            lab[:, own_n] = pixel
+        lab[0] = torch.minimum(lab[0], page.lightness[ys, xs])
+        rgb[ys, xs] = lab_to_rgb8(lab)
+    return rgb

@@ -1,14 +1,206 @@
-"""`colorbot` subcommands of the training package.
+"""`colorbot` subcommands of the training package: dataset, train, evaluate, export.
 
-Owned by the trainer (#6). Created by the data side only to wire `colorbot dataset ...`;
-the trainer adds `train`, `evaluate`, ... below.
+`colorbot dataset ...` comes from the data side (`training.datasets.cli`); the trainer
+adds `train` (also under `torchrun --nproc_per_node N -m colorbot train ...`),
+`evaluate` and `export`. Heavy imports happen inside the handlers.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
 
 def register(subparsers) -> None:
-    from training.datasets.cli import register_dataset_commands
+    try:
+        from training.datasets.cli import register_dataset_commands
+    except ImportError:  # the dataset builders are optional for the trainer's commands
+        register_dataset_commands = None
+    if register_dataset_commands is not None:
+        register_dataset_commands(subparsers)
+    _register_train(subparsers)
+    _register_evaluate(subparsers)
+    _register_export(subparsers)
 
-    register_dataset_commands(subparsers)
-    # Trainer: register `train`, `evaluate`, `retrain`, ... here.
+
+# --------------------------------------------------------------------------- train
+
+
+def _register_train(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a family member on a dataset (resumable)",
+        description="Train a colorizer on a (page, color) dataset. Checkpoints, snapshot "
+        "sheets, the growing-up GIF and loss curves go to --out. Under torchrun it trains "
+        "with DistributedDataParallel (gloo on CPU, NCCL on GPUs).",
+    )
+    p.add_argument("--dataset", type=Path, help="dataset folder with manifest.jsonl")
+    p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, pictures)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out with its saved config (options given "
+                   "here, e.g. --steps, override it)")
+    p.add_argument("--config", type=Path, help="JSON file of TrainConfig fields")
+    p.add_argument("--arch", dest="architecture", choices=("unet", "pix2pix"))
+    p.add_argument("--kind", choices=("lineart", "photo"),
+                   help="lineart: predict L, a, b; photo: predict a, b")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--crop", dest="crop_size", type=int, help="training crop size (px)")
+    p.add_argument("--load-size", type=int, help="long side pictures are scaled to (px)")
+    p.add_argument("--base-channels", type=int, help="network width")
+    p.add_argument("--depth", type=int, help="network depth (levels)")
+    p.add_argument("--ab-bins", type=int,
+                   help="U-Net: a/b classification cells per axis (0 = L1 regression)")
+    p.add_argument("--rebalance", type=float, help="class rebalancing lambda (1 = off)")
+    p.add_argument("--snapshot-every", type=int)
+    p.add_argument("--checkpoint-every", type=int)
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--workers", dest="num_workers", type=int, help="DataLoader workers")
+    p.add_argument("--max-minutes", type=float, help="stop (checkpointed) after this long")
+    p.add_argument("--limit", type=int, help="only the first N training pairs")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--no-amp", dest="amp", action="store_false", default=None)
+    p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+    p.set_defaults(handler=_train)
+
+
+_NET_OPTIONS = ("base_channels", "depth", "ab_bins")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from training.train import CHECKPOINT_NAME, TrainConfig, load_checkpoint, train
+
+    fields: dict = {}
+    if args.config:
+        fields.update(json.loads(args.config.read_text()))
+    ckpt = args.out / CHECKPOINT_NAME
+    if ckpt.exists():
+        if not args.resume:
+            print(f"{args.out} already has a checkpoint: pass --resume to continue it, or "
+                  "choose another --out", file=sys.stderr)
+            return 2
+        fields = {**load_checkpoint(ckpt)["config"], **fields}
+    overrides = {k: v for k, v in vars(args).items()
+                 if v is not None and k in TrainConfig.__dataclass_fields__}
+    net = dict(fields.get("net", {}))
+    net.update({k: getattr(args, k) for k in _NET_OPTIONS if getattr(args, k) is not None})
+    if args.dataset is not None:
+        overrides["dataset"] = str(args.dataset)
+    fields.update(overrides)
+    fields["net"] = net
+    fields["out_dir"] = str(args.out)
+    fields["resume"] = True
+    if "dataset" not in fields:
+        print("--dataset is required for a new run", file=sys.stderr)
+        return 2
+    cfg = TrainConfig.from_dict(fields)
+    result = train(cfg)
+    if result.world_size > 1 and not result.ranks_in_sync:
+        log.error("DDP ranks ended with different weights")
+        return 1
+    print(f"{'finished' if result.finished else 'stopped'} at step {result.step} "
+          f"({result.wall_seconds / 60:.1f} min); checkpoint {result.checkpoint}")
+    if result.growing_up:
+        print(f"growing up: {result.growing_up}")
+    return 0
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def _register_evaluate(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="score members against the true colors of a test split",
+        description="Color a dataset split through the pipeline and report mean CIEDE2000 "
+        "to the true colors, colorfulness and lines kept dark, next to two baselines (the "
+        "uncolored page; A/B-only, i.e. the coloring with the page's L kept). With several "
+        "members, also their pairwise CIEDE2000 on the same pages.",
+    )
+    p.add_argument("members", nargs="+", metavar="MEMBER")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--dataset", type=Path,
+                   help="dataset folder (default $COLORBOT_DATASETS/<member's collection>)")
+    p.add_argument("--family", help="family folder or manifest (default: settings/bundled)")
+    p.add_argument("--limit", type=int, default=0, help="only the first N pages of the split")
+    p.add_argument("--json", type=Path, help="where to save the report (default: "
+                   "eval_<members>_<split>.json in the current folder)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--no-raw", dest="raw", action="store_false",
+                   help="skip the 'network (no fill)' row")
+    p.set_defaults(handler=_evaluate)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from colorbot.settings import Settings
+    from models.family import Family
+    from training.evaluate import default_dataset, evaluate, format_table
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    family = Family.load(args.family or Settings.from_env().family_path or None)
+    members = [family.get(m).name for m in args.members]
+    if args.dataset is not None:
+        groups = {args.dataset: members}
+    else:  # each member on its own collection's split
+        groups = {}
+        for m in members:
+            groups.setdefault(default_dataset(family.get(m)), []).append(m)
+    reports = []
+    for dataset, names in groups.items():
+        report = evaluate(family, names, dataset, args.split, limit=args.limit,
+                          device=args.device, raw=args.raw)
+        print(format_table(report))
+        print()
+        reports.append(report)
+    out = args.json or Path(f"eval_{'_'.join(members)}_{args.split}.json")
+    body = reports[0] if len(reports) == 1 else {"reports": reports}
+    out.write_text(json.dumps(body, indent=2) + "\n")
+    print(f"saved {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------- export
+
+
+def _register_export(subparsers) -> None:
+    p = subparsers.add_parser(
+        "export", help="make a training run a family member (fp16 weights, card, manifest)")
+    p.add_argument("run", type=Path, help="run folder (with checkpoint.pt)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--emoji", required=True, help="the voting emoji (no U+FE0F)")
+    p.add_argument("--description", required=True)
+    p.add_argument("--work-size", type=int, default=256, help="working resolution (long side)")
+    p.add_argument("--family", type=Path, help="family folder (default: the bundled one)")
+    p.add_argument("--trained-on", default="")
+    p.add_argument("--license", default="")
+    p.add_argument("--collection", default="", help="dataset collection name (evaluation)")
+    p.add_argument("--temperature", type=float,
+                   help="U-Net classification head: annealed-mean temperature")
+    p.add_argument("--eval", dest="eval_json", type=Path,
+                   help="evaluation JSON for the card (from `colorbot evaluate`)")
+    p.set_defaults(handler=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from models.family import BUNDLED_FAMILY_DIR
+    from training.export import export_member
+
+    report = json.loads(args.eval_json.read_text()) if args.eval_json else None
+    overrides = {"ab_temperature": args.temperature} if args.temperature else None
+    member = export_member(
+        args.run, args.family or BUNDLED_FAMILY_DIR, args.name, args.emoji, args.description,
+        args.work_size, trained_on=args.trained_on, license=args.license,
+        collection=args.collection, net_overrides=overrides, eval_report=report,
+    )
+    print(f"exported {member.name} v{member.version}: {member.weights} "
+          f"({member.extra['weights_bytes'] / 1e6:.2f} MB), card {member.card}")
+    return 0

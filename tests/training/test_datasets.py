@@ -196,3 +196,11 @@ def test_cli_folder_build(picture_folder, tmp_path, capsys):
     assert "pairs written 3" in printed and "failed 2" in printed
     assert (out / "READY").exists()
     assert all(r["license"] == "CC0-1.0" for r in _check_dataset(out, 3))
+
+
+def test_second_writer_on_same_dataset_is_refused(tmp_path):
+    from training.datasets.manifest import DatasetBusyError
+
+    with DatasetWriter(tmp_path, "toy", "x"), pytest.raises(DatasetBusyError):
+        DatasetWriter(tmp_path, "toy", "x")
+    DatasetWriter(tmp_path, "toy", "x").close()  # free again once the first one closed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -163,7 +164,10 @@ def build_openclipart_pairs(
     from training.datasets.builders import NearDuplicates, is_colorless
     from training.filters import coloring_book
 
-    files = sorted(root.rglob("*.svg"))
+    # A fixed shuffle (by path hash, not by name): any prefix (a --limit, or a build
+    # stopped early) is a fair sample of all categories, not just the first ones.
+    files = sorted(root.rglob("*.svg"),
+                   key=lambda p: hashlib.sha256(p.relative_to(root).as_posix().encode()).digest())
     if limit is not None:
         files = files[:limit]
     info = {"attribution": reg.OPENCLIPART.attribution,
@@ -282,8 +286,6 @@ def build_artworks_from(
     few thousand pairs. All pairs of one wallpaper share a split. Each pair's license is
     read from its package's debian/copyright.
     """
-    import hashlib
-
     import numpy as np
 
     from training.datasets.builders import NearDuplicates, is_colorless

@@ -9,6 +9,7 @@ horizontal flips (a mirror keeps "up" up) belong to the training loader
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
@@ -26,6 +27,10 @@ SPLITS = ("train", "val", "test")
 # Per-mille thresholds of the split: 90 % train, 5 % val, 5 % test.
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _SPLIT_EDGES = ((900, "train"), (950, "val"), (1000, "test"))
+
+
+class DatasetBusyError(RuntimeError):
+    """Another process is writing to the same dataset folder."""
 
 
 def sha256_hex(data: bytes) -> str:
@@ -158,6 +163,12 @@ class DatasetWriter:
                     with path.open("ab") as out:
                         out.write(b"\n")
         self._manifest = path.open("a", encoding="utf-8")
+        # One writer per dataset: two builds appending to one manifest would interleave.
+        try:
+            fcntl.flock(self._manifest.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._manifest.close()
+            raise DatasetBusyError(f"{self.root} is being built by another process") from None
 
     def __enter__(self) -> DatasetWriter:
         return self

@@ -367,6 +367,11 @@ def build_network(cfg: TrainConfig) -> nn.Module:
     net_cfg = dict(cfg.net)
     net_cfg["out_channels"] = cfg.out_channels
     if cfg.architecture == "unet":
+        bins = net_cfg.get("ab_bins", 0)
+        if bins and bins % 2 == 0:
+            # With an even grid no cell is centered on a = b = 0: paper white would be
+            # learned as the cell at (+half a cell, +half a cell), a peach tint.
+            raise ValueError(f"ab_bins must be odd so that gray has its own cell, not {bins}")
         return UNet(UNetConfig(**net_cfg))
     if cfg.architecture == "pix2pix":
         return Pix2PixGenerator(GeneratorConfig(**net_cfg))

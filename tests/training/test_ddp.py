@@ -25,7 +25,7 @@ def test_torchrun_two_cpu_processes(tmp_path: Path) -> None:
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         "-m", "colorbot", "train", "--dataset", str(data), "--out", str(out),
-        "--base-channels", "8", "--depth", "2", "--ab-bins", "8", "--steps", "4",
+        "--base-channels", "8", "--depth", "2", "--ab-bins", "7", "--steps", "4",
         "--batch-size", "2", "--crop", "32", "--load-size", "48", "--threads", "1",
         "--snapshot-every", "2", "--device", "cpu", "--no-progress",
     ]

@@ -45,7 +45,7 @@ def toy_family(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("eval")
     data = make_toy_dataset(root / "data", n=18)
     cfg = TrainConfig(dataset=str(data), out_dir=str(root / "run"),
-                      net={"base_channels": 8, "depth": 2, "max_channels": 16, "ab_bins": 8},
+                      net={"base_channels": 8, "depth": 2, "max_channels": 16, "ab_bins": 7},
                       steps=30, batch_size=4, lr=3e-3, warmup_steps=3, load_size=48,
                       crop_size=32, snapshot_every=15, checkpoint_every=30, val_pages=2,
                       snapshot_size=32, threads=1, progress=False)

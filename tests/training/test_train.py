@@ -74,7 +74,7 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _cfg(toy: Path, out: Path, **kw) -> TrainConfig:
     base = dict(
         dataset=str(toy), out_dir=str(out), net={"base_channels": 8, "depth": 2,
-                                                 "max_channels": 16, "ab_bins": 8},
+                                                 "max_channels": 16, "ab_bins": 7},
         steps=8, batch_size=4, lr=3e-3, warmup_steps=2, load_size=48, crop_size=32,
         snapshot_every=4, checkpoint_every=4, log_every=2, val_pages=2, snapshot_size=32,
         threads=1, progress=False, seed=3,
@@ -109,7 +109,7 @@ def test_training_writes_snapshots_gif_and_curves(toy: Path, tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("arch,net", [
-    ("unet", {"base_channels": 8, "depth": 2, "max_channels": 16, "ab_bins": 8}),
+    ("unet", {"base_channels": 8, "depth": 2, "max_channels": 16, "ab_bins": 7}),
     ("unet", {"base_channels": 8, "depth": 2, "max_channels": 16}),
     ("pix2pix", {"base_channels": 8, "depth": 3, "max_channels": 16}),
 ])
@@ -149,3 +149,15 @@ def test_batches_are_a_function_of_the_step() -> None:
 def test_ab_cells_cover_the_grid() -> None:
     ab = torch.tensor([[-1.0, -1.0], [0.99, 0.99], [0.0, -1.0]]).T.reshape(2, 3, 1)
     assert ab_cell_index(ab, 4).flatten().tolist() == [0, 15, 8]
+
+
+def test_paper_white_has_a_cell_centered_on_gray() -> None:
+    from models.unet import ab_bin_centers
+
+    cell = ab_cell_index(torch.zeros(2, 1, 1), 15).item()
+    assert ab_bin_centers(15)[cell].abs().max() < 1e-6
+
+
+def test_even_ab_grids_are_refused(toy: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="odd"):
+        train(_cfg(toy, tmp_path / "run", net={"base_channels": 8, "depth": 2, "ab_bins": 8}))

@@ -204,3 +204,16 @@ def test_second_writer_on_same_dataset_is_refused(tmp_path):
     with DatasetWriter(tmp_path, "toy", "x"), pytest.raises(DatasetBusyError):
         DatasetWriter(tmp_path, "toy", "x")
     DatasetWriter(tmp_path, "toy", "x").close()  # free again once the first one closed
+
+
+def test_cli_info_verifies_a_dataset(picture_folder, tmp_path, capsys):
+    from colorbot.cli import main
+
+    out = tmp_path / "ds"
+    build_folder(picture_folder, out, size=64, license="CC0-1.0", progress=False)
+    assert main(["dataset", "info", str(out), "--verify"]) == 0
+    printed = capsys.readouterr().out
+    assert "3 pairs" in printed and "license CC0-1.0: 3" in printed and "0 problems" in printed
+    rec = next(read_manifest(out))
+    (out / rec.color).write_bytes((out / rec.color).read_bytes() + b"tampered")
+    assert main(["dataset", "info", str(out), "--verify"]) == 1

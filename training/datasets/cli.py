@@ -81,6 +81,12 @@ def register_dataset_commands(subparsers) -> None:
     _cache(p)
     p.set_defaults(handler=_openclipart)
 
+    p = sub.add_parser("info", help="pairs per split and license of dataset folders; --verify")
+    p.add_argument("folders", type=Path, nargs="+")
+    p.add_argument("--verify", action="store_true",
+                   help="also check every pair's files, sizes and color hash")
+    p.set_defaults(handler=_info)
+
     p = sub.add_parser("artworks", help="desktop wallpapers (Debian artwork packages)")
     _common(p)
     p.add_argument("--cache-dir", type=Path, default=None, help="download cache")
@@ -165,3 +171,22 @@ def _artworks(args) -> int:
                            packages=packages, progress=not args.no_progress,
                            **_filter_kwargs(args))
     return _finish(args, stats)
+
+
+def _info(args) -> int:
+    from training.datasets.manifest import dataset_summary, verify_dataset
+
+    bad_total = 0
+    for folder in args.folders:
+        summary = dataset_summary(folder)
+        splits = ", ".join(f"{k} {v}" for k, v in summary["splits"].items())
+        print(f"{folder}: {summary['pairs']} pairs ({splits})")
+        for license, count in sorted(summary["licenses"].items(), key=lambda kv: -kv[1]):
+            print(f"  license {license}: {count}")
+        if args.verify:
+            problems = verify_dataset(folder)
+            bad_total += len(problems)
+            for problem in problems[:20]:
+                print(f"  problem: {problem}")
+            print(f"  verified: {len(problems)} problems")
+    return 1 if bad_total else 0

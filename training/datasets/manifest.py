@@ -253,3 +253,40 @@ class DatasetWriter:
         _write_atomic(
             self.root / INFO, (json.dumps(info, indent=2, ensure_ascii=False) + "\n").encode()
         )
+
+
+def dataset_summary(root: str | Path) -> dict:
+    """Pairs per split and per license of a dataset folder."""
+    splits = dict.fromkeys(SPLITS, 0)
+    licenses: dict[str, int] = {}
+    for rec in read_manifest(root):
+        splits[rec.split] = splits.get(rec.split, 0) + 1
+        licenses[rec.license] = licenses.get(rec.license, 0) + 1
+    return {"pairs": sum(splits.values()), "splits": splits, "licenses": licenses}
+
+
+def verify_dataset(root: str | Path) -> list[str]:
+    """Problems with a dataset folder's pairs (missing files, wrong modes or sizes, a color
+    file whose sha256 is not its id, duplicate ids); an empty list when all is well."""
+    root = Path(root)
+    problems: list[str] = []
+    seen: set[str] = set()
+    for rec in read_manifest(root):
+        if rec.id in seen:
+            problems.append(f"{rec.id}: listed twice")
+        seen.add(rec.id)
+        try:
+            color_bytes = (root / rec.color).read_bytes()
+            with Image.open(root / rec.page) as page, Image.open(io.BytesIO(color_bytes)) as color:
+                if page.mode != "L" or color.mode != "RGB":
+                    problems.append(f"{rec.id}: modes {page.mode}/{color.mode}")
+                if page.size != color.size or color.size != (rec.width, rec.height):
+                    problems.append(f"{rec.id}: sizes {page.size}/{color.size}")
+        except OSError as exc:
+            problems.append(f"{rec.id}: {exc}")
+            continue
+        if sha256_hex(color_bytes) != rec.id:
+            problems.append(f"{rec.id}: color file hash differs from id")
+        if rec.split not in SPLITS:
+            problems.append(f"{rec.id}: unknown split {rec.split}")
+    return problems

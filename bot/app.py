@@ -150,7 +150,10 @@ class ColorBot(commands.AutoShardedBot):
         try:
             await super().close()
         finally:
-            if self._owns_worker and self.worker is not None and hasattr(self.worker, "close"):
-                await self.worker.close()
-            if self._owns_store and self.store is not None:
-                await self.store.close()
+            # What the bot opened itself, it closes (once: close() may run twice).
+            worker, self._owns_worker = (self.worker if self._owns_worker else None), False
+            store, self._owns_store = (self.store if self._owns_store else None), False
+            if worker is not None:
+                await worker.close()
+            if store is not None:
+                await store.close()

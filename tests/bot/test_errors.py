@@ -95,7 +95,8 @@ async def test_worker_down_and_database_hiccup_are_explained(world, settings, wo
             assert "connection refused" not in reply.content  # details stay in the log
             interaction = await fake.slash(world.alice, world.general, "colorize",
                                            {"page": page_file()})
-            await fake.wait_until(lambda: interaction.followup_ids, 20)
-            assert expected in fake.messages[interaction.followup_ids[0]].content
+            followups = interaction.followup_ids
+            await fake.wait_until(lambda: followups, 20)  # noqa: B023 (awaited right here)
+            assert expected in fake.messages[followups[0]].content
         finally:
             await stop_bot(bot, task)

@@ -135,7 +135,8 @@ class FakeDiscord:
         return self.add_user(name, permissions=MEMBER_PERMISSIONS | MANAGE_CHANNELS)
 
     def add_guild(self, name: str, channels: list[str], premium_tier: int = 0) -> FakeGuild:
-        guild = FakeGuild(id=snowflake(), name=name, owner_id=snowflake(), premium_tier=premium_tier)
+        guild = FakeGuild(id=snowflake(), name=name, owner_id=snowflake(),
+                          premium_tier=premium_tier)
         guild.members = {u.id: u for u in self.users.values()}
         for position, channel_name in enumerate(channels):
             channel = FakeChannel(id=snowflake(), guild_id=guild.id, name=channel_name,
@@ -783,7 +784,8 @@ class FakeDiscord:
             message = self._create_message(
                 channel, self.bot_user, data.get("content") or "", files,
                 embeds=data.get("embeds"), interaction=interaction,
-                flags=(data.get("flags", 0) & 64) | (128 if kind == DEFERRED_CHANNEL_MESSAGE else 0),
+                flags=(data.get("flags", 0) & 64)
+                | (128 if kind == DEFERRED_CHANNEL_MESSAGE else 0),  # 128: "thinking..."
             )
             interaction.original_message_id = message.id
             response["interaction"]["response_message_id"] = str(message.id)

@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +18,14 @@ def register(subparsers: Any) -> None:
 
     up = db_sub.add_parser("upgrade", help="migrate the database to the newest schema")
     up.add_argument("revision", nargs="?", default="head", help="target revision (head)")
-    up.set_defaults(handler=_upgrade)
+    up.set_defaults(handler=_friendly(_upgrade))
 
     down = db_sub.add_parser("downgrade", help="migrate the database down (base: empty)")
     down.add_argument("revision", help="target revision, e.g. -1 or base")
-    down.set_defaults(handler=_downgrade)
+    down.set_defaults(handler=_friendly(_downgrade))
 
     cur = db_sub.add_parser("current", help="print the revision the database is at")
-    cur.set_defaults(handler=_current)
+    cur.set_defaults(handler=_friendly(_current))
 
     rev = db_sub.add_parser("revision", help="(developers) write a new migration")
     rev.add_argument("-m", "--message", required=True)
@@ -44,7 +45,24 @@ def register(subparsers: Any) -> None:
     )
     export.add_argument("--out", type=Path, help="file to write (default: stdout)")
     export.add_argument("--guild", type=int, help="only this guild's votes")
-    export.set_defaults(handler=_export)
+    export.set_defaults(handler=_friendly(_export))
+
+
+def _friendly(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A database that cannot be reached or is not migrated: one clear line, exit 1."""
+
+    def run(args: argparse.Namespace) -> int:
+        from sqlalchemy.exc import InterfaceError, OperationalError
+
+        from db.errors import StorageError
+
+        try:
+            return handler(args)
+        except (StorageError, OperationalError, InterfaceError, OSError) as exc:
+            print(f"colorbot: {exc}", file=sys.stderr)
+            return 1
+
+    return run
 
 
 def _url(args: argparse.Namespace) -> str:

@@ -127,6 +127,10 @@ class Database:
         self.store: ImageStore | None = ImageStore(store_dir) if store_dir else None
         self.attempts = max(1, attempts)
         self.is_postgres = self.engine.dialect.name == "postgresql"
+        # SQLite has one writer at a time. Queueing this process's writers here is far
+        # cheaper than SQLite's busy handler, which sleep-polls for the lock (other
+        # processes still wait through the busy timeout).
+        self._sqlite_writer = asyncio.Lock() if self.engine.dialect.name == "sqlite" else None
         # How many transactions had to be retried (tests and /metrics read it).
         self.retries = 0
 
@@ -193,10 +197,10 @@ class Database:
         delay = 0.02
         for attempt in range(1, self.attempts + 1):
             try:
-                async with self.sessions() as session, session.begin():
-                    if write:
-                        await session.connection(execution_options={WRITE: True})
-                    return await fn(session)
+                if write and self._sqlite_writer is not None:
+                    async with self._sqlite_writer:
+                        return await self._transaction(fn, write)
+                return await self._transaction(fn, write)
             except IntegrityError as exc:
                 if not retry_conflicts or attempt == self.attempts:
                     raise Conflict(str(exc.orig)) from exc
@@ -210,8 +214,14 @@ class Database:
                 log.warning("database hiccup, retrying (attempt %d): %s", attempt, exc)
             self.retries += 1
             await asyncio.sleep(delay * (0.5 + random.random()))
-            delay *= 4
+            delay = min(delay * 3, 1.0)
         raise AssertionError("unreachable")
+
+    async def _transaction(self, fn: Callable[[AsyncSession], Awaitable[T]], write: bool) -> T:
+        async with self.sessions() as session, session.begin():
+            if write:
+                await session.connection(execution_options={WRITE: True})
+            return await fn(session)
 
     def _insert(self, session: AsyncSession, model: type) -> Any:
         """The dialect's INSERT (both offer on_conflict_do_nothing)."""

@@ -46,7 +46,11 @@ class Backend:
 
 
 async def _postgres_schema() -> tuple[str, Any]:
-    admin = create_engine(PG_URL, poolclass=NullPool)
+    admin = create_engine(
+        PG_URL,
+        poolclass=NullPool,
+        connect_args={"server_settings": {"synchronous_commit": "off"}},
+    )
     schema = f"t_{uuid.uuid4().hex[:12]}"
     try:
         async with admin.begin() as conn:
@@ -76,7 +80,13 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         yield Backend(
             "postgresql",
             PG_URL,
-            {"connect_args": {"server_settings": {"search_path": schema}}},
+            # No waiting for the WAL flush on commit: a throw-away schema needs no
+            # durability, and it keeps the suite quick on a busy machine.
+            {
+                "connect_args": {
+                    "server_settings": {"search_path": schema, "synchronous_commit": "off"}
+                }
+            },
         )
     finally:
         async with admin.begin() as conn:

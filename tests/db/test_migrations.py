@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
@@ -25,7 +22,6 @@ TABLES = {
     "training_runs",
     "jobs",
 }
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _tables(engine) -> set[str]:
@@ -103,24 +99,20 @@ async def test_live_vote_index_is_partial_and_unique(backend: Backend) -> None:
         await engine.dispose()
 
 
-def test_cli_upgrade_works_from_any_directory(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO_ROOT),
-        "COLORBOT_DATA": str(tmp_path / "data"),
-    }
-    env.pop("DATABASE_URL", None)
+def test_cli_upgrade_works_from_any_directory(tmp_path: Path, monkeypatch, capsys) -> None:
+    from colorbot.cli import main
+
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    done = subprocess.run(
-        [sys.executable, "-m", "colorbot.cli", "db", "upgrade"],
-        cwd=elsewhere,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    assert f"at revision {migrate.head_revision()}" in done.stdout
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("COLORBOT_DATA", str(tmp_path / "data"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+
+    assert main(["db", "current"]) == 1  # nothing there yet: behind head
+    assert main(["db", "upgrade"]) == 0
+    assert f"at revision {migrate.head_revision()}" in capsys.readouterr().out
+    assert main(["db", "current"]) == 0
     assert (tmp_path / "data" / "colorbot.sqlite3").is_file()
     assert list(elsewhere.iterdir()) == []  # nothing written to the working directory
+    assert main(["db", "downgrade", "base"]) == 0
+    assert main(["db", "current"]) == 1

@@ -29,42 +29,67 @@ def dhash(image: Image.Image) -> int:
     return int(np.packbits(bits).view(">u8")[0])
 
 
+def _thumbnail(image: Image.Image) -> np.ndarray:
+    """(768,) int16: a 16x16 RGB box-filtered thumbnail."""
+    small = image.convert("RGB").resize((16, 16), Image.Resampling.BOX)
+    return np.asarray(small, np.int16).reshape(-1)
+
+
 class NearDuplicates:
-    """Remembers dhashes; `seen(image)` is True for a near-copy of one already kept.
+    """Remembers the pictures kept; `seen(image)` is True for a near-copy of one of them.
+
+    A near-copy is the same picture resized, re-encoded or very slightly changed: its
+    16x16 color thumbnail differs by less than `max_difference` gray levels on average.
+    (A 64-bit dhash alone is far too coarse for flat art: distinct icons with the same
+    layout share it; here it only preselects candidates.) Recolored variants differ in
+    the thumbnail and are kept: they teach colors.
 
     `for_dataset` starts from the pictures already stored, so a resumed build skips the
     same near-copies as an uninterrupted one.
     """
 
-    def __init__(self, max_distance: int = 4) -> None:
-        self.max_distance = max_distance
-        self._hashes = np.zeros(0, dtype=np.uint64)
+    def __init__(self, max_difference: float = 3.5, max_hash_distance: int = 14) -> None:
+        self.max_difference = max_difference
+        self.max_hash_distance = max_hash_distance
+        self._count = 0
+        self._hashes = np.zeros(1024, dtype=np.uint64)
+        self._thumbs = np.zeros((1024, 768), dtype=np.int16)
 
     @classmethod
-    def for_dataset(cls, root: str | Path, max_distance: int = 4) -> NearDuplicates:
+    def for_dataset(cls, root: str | Path, **kwargs) -> NearDuplicates:
         """An index seeded with the whole pictures (not crops) already in `root`."""
         from training.datasets.manifest import read_manifest
 
-        index = cls(max_distance)
-        hashes = []
+        index = cls(**kwargs)
         for rec in read_manifest(root):
             if "#crop" in rec.source:
                 continue
             try:
                 with Image.open(Path(root) / rec.color) as im:
-                    hashes.append(dhash(im))
+                    index._add(dhash(im), _thumbnail(im))
             except OSError:
                 continue
-        index._hashes = np.array(hashes, dtype=np.uint64)
         return index
 
+    def _add(self, h: int, thumb: np.ndarray) -> None:
+        if self._count == len(self._hashes):  # grow by doubling: appends stay O(1)
+            self._hashes = np.concatenate([self._hashes, np.zeros_like(self._hashes)])
+            self._thumbs = np.concatenate([self._thumbs, np.zeros_like(self._thumbs)])
+        self._hashes[self._count] = h
+        self._thumbs[self._count] = thumb
+        self._count += 1
+
     def seen(self, image: Image.Image) -> bool:
-        h = np.uint64(dhash(image))
-        if self._hashes.size:
-            distance = np.bitwise_count(self._hashes ^ h)
-            if int(distance.min()) <= self.max_distance:
+        """True for a near-copy of a picture seen before; otherwise remembers this one."""
+        h, thumb = dhash(image), _thumbnail(image)
+        hashes = self._hashes[: self._count]
+        candidates = np.flatnonzero(np.bitwise_count(hashes ^ np.uint64(h))
+                                    <= self.max_hash_distance)
+        if candidates.size:
+            diff = np.abs(self._thumbs[candidates] - thumb).mean(axis=1)
+            if float(diff.min()) < self.max_difference:
                 return True
-        self._hashes = np.append(self._hashes, h)
+        self._add(h, thumb)
         return False
 
 

@@ -301,7 +301,7 @@ def build_artworks_from(
     }
     with DatasetWriter(out, "artworks", "mixed (per pair)", "lineart", info=info) as writer:
         stats = writer.stats
-        near = NearDuplicates.for_dataset(out, max_distance=6)
+        near = NearDuplicates.for_dataset(out)
         for pkg, root, path in _bar(files, len(files), "artworks", progress):
             rel = path.relative_to(root).as_posix()
             source = f"{pkg}/{rel}"
@@ -310,11 +310,9 @@ def build_artworks_from(
             if license not in info["licenses_by_package"][pkg]:
                 info["licenses_by_package"][pkg] = sorted({*info["licenses_by_package"][pkg],
                                                            license})
-            done = [writer.has_source(source)] + [
-                writer.has_source(f"{source}#crop{i}") for i in range(crops)
-            ]
-            if all(done):
-                stats.skipped += len(done)
+            # The whole-wallpaper pair is written last: when it is there, so are the crops.
+            if writer.has_source(source):
+                stats.skipped += 1
                 continue
             try:
                 # Crops are cut from a 4x working copy, so a crop of a fifth of the
@@ -326,22 +324,22 @@ def build_artworks_from(
             if is_colorless(work):
                 stats.colorless += 1
                 continue
-            # (A wallpaper half-written by an interrupted build is itself in the index.)
-            if not writer.has_source(source) and near.seen(work):
+            if near.seen(work):
                 stats.duplicates += 1
                 continue
             group = "artworks:" + hashlib.sha256(source.encode()).hexdigest()
             seed = int(hashlib.sha256(source.encode()).hexdigest()[:8], 16)
             rng = np.random.default_rng(seed)
-            views = [(source, fit_long_side(work, size))]
+            views = []
             # Try a few extra boxes: plain crops (sky, no lines) are dropped.
             for box in _crop_boxes(work.width, work.height, crops * 2, rng):
-                if len(views) > crops:
+                if len(views) >= crops:
                     break
                 view = work.crop(box).resize((size, size), Image.Resampling.LANCZOS)
                 if line_mask(view, line_weight=1, detail=detail).mean() < 0.002:
                     continue
-                views.append((f"{source}#crop{len(views) - 1}", view))
+                views.append((f"{source}#crop{len(views)}", view))
+            views.append((source, fit_long_side(work, size)))
             for view_source, view in views:
                 if writer.has_source(view_source):
                     stats.skipped += 1

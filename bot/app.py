@@ -8,7 +8,9 @@ passed in, which is how tests give it a tiny family and a temporary database.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 import discord
@@ -103,6 +105,7 @@ class ColorBot(commands.AutoShardedBot):
         self.family_members: list[dict[str, Any]] = []
         self._owns_worker = worker is None
         self._owns_store = store is None
+        self._tasks: set[asyncio.Task] = set()
 
     async def launch_shards(self) -> None:
         # Production may override the gateway URL (a gateway proxy); Discord's
@@ -126,7 +129,12 @@ class ColorBot(commands.AutoShardedBot):
             from bot.leaderboard import VoteCountLeaderboard
 
             self.leaderboard = VoteCountLeaderboard(self.store)
-        await self.refresh_family()
+        try:
+            await self.refresh_family()
+        except Exception as exc:  # the worker may start after us (compose, Kubernetes)
+            log.warning("the family is not reachable yet (%s); retrying in the background", exc)
+            self._background(self._wait_for_family())
+        self._background(self._heartbeat())
         for name in COGS:
             await self.load_extension(name)
         synced = await self.tree.sync()
@@ -136,6 +144,33 @@ class ColorBot(commands.AutoShardedBot):
         """The family as the worker serves it (name, emoji, description, version ...)."""
         self.family_members = list(await self.worker.family())
         return self.family_members
+
+    async def _wait_for_family(self, every: float = 5.0) -> None:
+        while not self.family_members and not self.is_closed():
+            await asyncio.sleep(every)
+            try:
+                await self.refresh_family()
+                log.info("the family is here: %s",
+                         ", ".join(m["name"] for m in self.family_members))
+            except Exception as exc:
+                log.debug("family still unreachable: %s", exc)
+
+    async def _heartbeat(self, every: float = 30.0) -> None:
+        """Touch `<data>/bot.alive` while connected: the container healthcheck reads it."""
+        path = Path(self.settings.data_dir) / "bot.alive"
+        while not self.is_closed():
+            if self.is_ready():
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.touch()
+                except OSError:
+                    log.debug("could not touch %s", path, exc_info=True)
+            await asyncio.sleep(every)
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def member_by_emoji(self, emoji: str) -> dict[str, Any] | None:
         for member in self.family_members:
@@ -147,6 +182,8 @@ class ColorBot(commands.AutoShardedBot):
         log.info("connected as %s to %d guild(s)", self.user, len(self.guilds))
 
     async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
         try:
             await super().close()
         finally:

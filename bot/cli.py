@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -32,9 +34,26 @@ def register(subparsers: Any) -> None:
     run.set_defaults(handler=run_bot)
 
 
+def load_dotenv(path: Path = Path(".env")) -> None:
+    """KEY=VALUE lines of `.env` (as docker compose reads them) into the environment;
+    variables already set win. Lets `colorbot run` use the same .env as compose."""
+    if not path.is_file():
+        return
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        key, value = key.strip().removeprefix("export ").strip(), value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        os.environ.setdefault(key, value)
+
+
 def run_bot(args: argparse.Namespace) -> int:
     from colorbot.settings import Settings
 
+    load_dotenv()
     settings = Settings.from_env()
     if not settings.discord_token:
         print(HOW_TO_GET_A_TOKEN, file=sys.stderr)

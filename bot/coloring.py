@@ -99,6 +99,9 @@ async def color_page(
 ) -> ColoredPage:
     """Record the page, color it with the worker, and build the reply (not sent yet)."""
     started = time.perf_counter()
+    if not bot.family_members:
+        # Started before the worker; try once more now (raises a kind WorkerError).
+        await bot.refresh_family()
     recorded = await bot.store.record_page(
         page.data, guild_id=page.guild_id, channel_id=page.channel_id, message_id=page.message_id,
         author_id=page.author_id, source=page.source, filename=page.filename[:255],

@@ -60,7 +60,8 @@ async def test_colorbot_run_serves_pages_and_never_logs_the_token(world, tmp_pat
     assert TOKEN.split(".")[0] not in output
 
 
-def test_run_without_token_explains_and_fails(monkeypatch, capsys):
+def test_run_without_token_explains_and_fails(monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)  # no .env here
     monkeypatch.delenv("DISCORD_TOKEN", raising=False)
     assert run_bot(None) != 0
     assert "DISCORD_TOKEN" in capsys.readouterr().err
@@ -89,3 +90,22 @@ def test_redact_filter_masks_the_token_in_messages_and_tracebacks(caplog):
             logger.exception("failed")
     assert TOKEN not in caplog.text
     assert MASK in caplog.text
+
+
+def test_dotenv_fills_only_unset_variables(tmp_path, monkeypatch):
+    from bot.cli import load_dotenv
+
+    env_file = tmp_path / ".env"
+    env_file.write_text("# comment\nCOLORBOT_T1='from file'\nexport COLORBOT_T2=x\n"
+                        "COLORBOT_T3=\n\nnot a line\n", encoding="utf-8")
+    monkeypatch.setenv("COLORBOT_T2", "from environment")
+    monkeypatch.delenv("COLORBOT_T1", raising=False)
+    monkeypatch.delenv("COLORBOT_T3", raising=False)
+    load_dotenv(env_file)
+    import os
+
+    assert os.environ["COLORBOT_T1"] == "from file"
+    assert os.environ["COLORBOT_T2"] == "from environment"
+    assert os.environ["COLORBOT_T3"] == ""
+    for key in ("COLORBOT_T1", "COLORBOT_T3"):
+        monkeypatch.delenv(key)

@@ -496,6 +496,9 @@ class FakeDiscord:
                 payload = json.loads(msg.data)
                 op = payload.get("op")
                 if op == OP_HEARTBEAT:
+                    # A little network latency: an instant ACK can overtake discord.py's
+                    # own bookkeeping of when it sent the heartbeat ("can't keep up").
+                    await asyncio.sleep(0.05)
                     await self._send(conn, {"op": OP_HEARTBEAT_ACK})
                 elif op == OP_IDENTIFY:
                     if payload["d"].get("token") != self.token:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import logging
 from pathlib import Path
 
 import discord
@@ -9,6 +12,33 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import ColorBot
+
+log = logging.getLogger(__name__)
+MAX_FILES = 10
+
+
+def growing_up_pictures(family_path: str) -> dict[str, Path]:
+    """Each member's growing-up picture (GIF of its training snapshots), read from the
+    family manifest when the family's folder is reachable from this process (the
+    worker's /v1/family gives no file paths). JSON only: no torch here."""
+    if family_path:
+        root = Path(family_path)
+    else:
+        spec = importlib.util.find_spec("models")
+        if spec is None or not spec.submodule_search_locations:
+            return {}
+        root = Path(list(spec.submodule_search_locations)[0]) / "family"
+    manifest = root / "manifest.json" if root.is_dir() else root
+    try:
+        members = json.loads(manifest.read_text(encoding="utf-8"))["members"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    pictures = {}
+    for member in members:
+        name, picture = member.get("name"), member.get("growing_up")
+        if name and picture and (manifest.parent / picture).is_file():
+            pictures[name] = manifest.parent / picture
+    return pictures
 
 
 def describe(member: dict) -> str:
@@ -33,12 +63,22 @@ class Family(commands.Cog):
             await interaction.followup.send("The family is still waking up. Try again soon.")
             return
         text = "**The family**\n" + "\n".join(describe(m) for m in members)
+        pictures = growing_up_pictures(self.bot.settings.family_path)
         files = []
-        for member in members:  # growing-up pictures, when the worker is local
-            picture = member.get("growing_up_path") or member.get("growing_up")
-            if picture and Path(picture).is_file() and len(files) < 10:
-                files.append(discord.File(picture, filename=f"{member['name']}-growing-up"
-                                          f"{Path(picture).suffix}"))
+        limit = interaction.guild.filesize_limit if interaction.guild else 10 * 1024 * 1024
+        total = 0
+        for member in members:
+            picture = pictures.get(member["name"])
+            if picture is None or len(files) >= MAX_FILES:
+                continue
+            size = picture.stat().st_size
+            if total + size > limit - 64 * 1024:
+                continue  # a GIF too big to share today; the text still introduces it
+            total += size
+            files.append(discord.File(picture, filename=f"{member['name']}-growing-up"
+                                      f"{picture.suffix}"))
+        if files:
+            text += "\n\nHow they grew up, epoch by epoch:"
         await interaction.followup.send(text[:2000], files=files)
 
 

@@ -24,6 +24,9 @@ def build_tiny_family(root: Path) -> Path:
     from models.family import Family, FamilyMember, save_weights
     from models.unet import UNet, UNetConfig
 
+    # artworks has a growing-up picture (a two-frame GIF), as trained members do.
+    frames = [Image.new("RGB", (16, 16), color) for color in ("white", "orange")]
+    frames[0].save(root / "artworks-growing-up.gif", save_all=True, append_images=frames[1:])
     members = []
     for index, (name, emoji) in enumerate(MEMBERS):
         torch.manual_seed(index)
@@ -34,6 +37,7 @@ def build_tiny_family(root: Path) -> Path:
             name=name, emoji=emoji, description=f"tiny {name}", architecture="unet",
             config=config.to_dict(), weights=weights, version=1, work_size=32,
             trained_on=f"{name} test pictures", weights_sha256=sha,
+            growing_up="artworks-growing-up.gif" if name == "artworks" else "",
         ))
     Family(root, members).save_manifest()
     return root

@@ -39,11 +39,15 @@ async def test_channel_enable_needs_manage_channels(world, bot):
     assert fake.replies_to(ignored.id) == []
 
 
-async def test_family_lists_every_member(world, bot):
-    text = await run(world.fake, world.alice, world.general, "family")
+async def test_family_lists_every_member_with_its_growing_up_picture(world, bot):
+    fake = world.fake
+    interaction = await fake.slash(world.alice, world.general, "family")
+    text = await fake.wait_until(lambda: answer(fake, interaction), 20)
     for name, emoji in MEMBERS:
         assert f"{emoji} **{name}** (v1)" in text
     assert "grew up on: artworks test pictures" in text
+    message = fake.messages[interaction.followup_ids[0]]
+    assert [f.filename for f in message.files] == ["artworks-growing-up.gif"]
 
 
 async def test_leaderboard_counts_votes(world, bot, database):

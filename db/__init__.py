@@ -12,7 +12,7 @@ db/ is the only place that writes SQL or knows table names. Everyone else uses
 Setting up
     Database(url, store_dir=None, attempts=4, **engine_kwargs)
     Database.from_settings(settings)        store under <data dir>/store
-    await db.upgrade(revision="head") / schema_revision() / check_schema()
+    await db.upgrade(revision="head") / schema_revision() / check_schema() / ping()
     db.store: ImageStore                    put(bytes) -> sha256, path(sha), get(sha)
 
 Guilds and channels

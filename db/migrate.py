@@ -7,6 +7,8 @@ e.g. with a test's search_path) or a URL.
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,22 @@ async def _with_connection(
             await engine.dispose()
 
 
+# Alembic's `context` is one module-level proxy: two migrations interleaving in one
+# process (two Database objects upgrading at start-up) would trample each other.
+# Across processes the database itself serializes them (env.py).
+_process_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _process_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _process_locks.get(loop)
+    if lock is None:
+        lock = _process_locks[loop] = asyncio.Lock()
+    return lock
+
+
 def _command(name: str, revision: str) -> Callable[[Connection], None]:
     def run(connection: Connection) -> None:
         cfg = alembic_config()
@@ -68,12 +86,14 @@ def _command(name: str, revision: str) -> Callable[[Connection], None]:
 
 async def upgrade(target: AsyncEngine | str, revision: str = "head") -> None:
     """Migrate the database at `target` (an engine or URL) up to `revision`."""
-    await _with_connection(target, _command("upgrade", revision))
+    async with _process_lock():
+        await _with_connection(target, _command("upgrade", revision))
 
 
 async def downgrade(target: AsyncEngine | str, revision: str) -> None:
     """Migrate the database at `target` down to `revision` ("base": empty)."""
-    await _with_connection(target, _command("downgrade", revision))
+    async with _process_lock():
+        await _with_connection(target, _command("downgrade", revision))
 
 
 async def current_revision(target: AsyncEngine | str) -> str | None:

@@ -139,7 +139,7 @@ class Database:
         """The database and image store the settings name (DATABASE_URL, COLORBOT_DATA)."""
         return cls(
             settings.resolved_database_url,
-            store_dir=Path(settings.data_dir) / "store",
+            store_dir=Path(settings.data_dir).expanduser().resolve() / "store",
             **engine_kwargs,
         )
 
@@ -161,6 +161,17 @@ class Database:
     async def schema_revision(self) -> str | None:
         """The migration the database is at; None when it was never migrated."""
         return await self._guard(migrate.current_revision(self.engine))
+
+    async def ping(self) -> bool:
+        """True when the database answers (for health checks); never raises."""
+
+        async def tx(s: AsyncSession) -> bool:
+            return (await s.execute(select(1))).scalar() == 1
+
+        try:
+            return await self.run(tx, write=False)
+        except Exception:  # noqa: BLE001 - a health check reports, it does not fail
+            return False
 
     async def check_schema(self) -> None:
         """Raise DatabaseUnavailable when the schema is not at the newest migration."""

@@ -50,7 +50,7 @@ def test_settings_url_default_is_sqlite_in_the_data_dir(tmp_path: Path) -> None:
 
     db = Database.from_settings(Settings(data_dir=tmp_path))
     assert db.url == f"sqlite+aiosqlite:///{(tmp_path / 'colorbot.sqlite3').resolve()}"
-    assert db.store is not None and db.store.root == tmp_path / "store"
+    assert db.store is not None and db.store.root == tmp_path.resolve() / "store"
 
 
 async def test_a_locked_sqlite_database_becomes_database_unavailable(tmp_path: Path) -> None:
@@ -82,5 +82,6 @@ async def test_an_unreachable_postgres_becomes_database_unavailable() -> None:
             await db.cast_vote(1, "😀", 2)
         with pytest.raises(DatabaseUnavailable):
             await db.upgrade()
+        assert not await db.ping()
     finally:
         await db.close()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
@@ -12,6 +15,7 @@ from db import migrate
 from db.base import Base
 from tests.db.conftest import Backend
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TABLES = {
     "guilds",
     "guild_channels",
@@ -57,6 +61,45 @@ async def test_upgrade_from_empty_then_downgrade_to_base_and_back(backend: Backe
         assert await _tables(engine) == TABLES | {"alembic_version"}
     finally:
         await engine.dispose()
+
+
+_UPGRADE_SCRIPT = """
+import asyncio, json, sys
+from db import migrate
+from db.engine import create_engine
+engine = create_engine(sys.argv[1], **json.loads(sys.argv[2]))
+print("ready", flush=True)
+sys.stdin.readline()  # "go": start together with the test's own upgrades
+asyncio.run(migrate.upgrade(engine))
+"""
+
+
+async def test_upgrades_at_once_in_two_processes_and_in_one(backend: Backend) -> None:
+    # The bot and the trainer start together: one migrates, the others find it done.
+    other_process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _UPGRADE_SCRIPT,
+        backend.url,
+        json.dumps(backend.engine_kwargs),
+        cwd=REPO_ROOT,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    first, second = backend.engine(), backend.engine()
+    try:
+        assert await asyncio.wait_for(other_process.stdout.readline(), 120) == b"ready\n"
+        other_process.stdin.write(b"go\n")
+        await other_process.stdin.drain()
+        await asyncio.gather(migrate.upgrade(first), migrate.upgrade(second))
+        _, stderr = await asyncio.wait_for(other_process.communicate(), 120)
+        assert other_process.returncode == 0, stderr.decode()
+        assert await migrate.current_revision(first) == migrate.head_revision()
+        assert await _tables(first) == TABLES | {"alembic_version"}
+    finally:
+        await first.dispose()
+        await second.dispose()
 
 
 async def test_models_and_migrations_agree(backend: Backend) -> None:

@@ -4,7 +4,7 @@
 `<name>.safetensors` (fp16, through `models.family.save_weights`), copies the run's
 growing-up GIF and loss curves next to it, writes the model card `<name>.md` and adds
 or replaces the member in the family's `manifest.json` (the version goes up by one
-when a member of that name was there). `write_card` rewrites the card later, e.g.
+when a member of that name was there with other weights or config). `write_card` rewrites the card later, e.g.
 with the evaluation table once `colorbot evaluate` has run on the exported member.
 """
 
@@ -94,7 +94,10 @@ def export_member(run_dir: str | Path, family_dir: str | Path, name: str, emoji:
         architecture=cfg.architecture,
         config=net_config,
         weights=weights,
-        version=(old.version + 1) if old else 1,
+        # Same weights and config (e.g. re-exported to add the evaluation to the card):
+        # the same member version, so votes on it stay together. Anything else is new.
+        version=(old.version if old and old.weights_sha256 == sha and old.config == net_config
+                 else old.version + 1) if old else 1,
         trained_on=trained_on,
         license=license,
         work_size=work_size,

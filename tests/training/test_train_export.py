@@ -26,8 +26,11 @@ def test_export_writes_a_loadable_member(tmp_path: Path) -> None:
     member = export_member(tmp_path / "run", fam, "toy", "🧸", "a toy", work_size=64,
                            trained_on="toy shapes", license="CC0-1.0")
     assert member.version == 1
-    again = export_member(tmp_path / "run", fam, "toy", "🧸", "a toy", work_size=64)
-    assert again.version == 2  # re-export bumps the version, replaces the entry
+    same = export_member(tmp_path / "run", fam, "toy", "🧸", "a toy", work_size=64)
+    assert same.version == 1  # same weights and config: the same member version
+    again = export_member(tmp_path / "run", fam, "toy", "🧸", "a toy", work_size=64,
+                          net_overrides={"dropout": 0.0})
+    assert again.version == 2  # a changed member gets a new version, replacing the entry
 
     family = Family.load(fam)
     assert family.names == ["toy"]

@@ -21,6 +21,12 @@ from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 # later and fails with "database is locked". PostgreSQL ignores it.
 WRITE = "colorbot_write"
 
+# Execution option marking a migration's transaction. On SQLite it turns foreign keys
+# off first (only possible outside a transaction): batch migrations rebuild a table
+# by copying and dropping it, and with foreign keys on, dropping a parent table would
+# cascade-delete its children's rows (votes!). db/migrate.py checks the keys after.
+MIGRATION = "colorbot_migration"
+
 # How long a SQLite connection waits for another writer, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
@@ -94,7 +100,10 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        immediate = conn.get_execution_options().get(WRITE, False)
+        options = conn.get_execution_options()
+        if options.get(MIGRATION, False):
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        immediate = options.get(WRITE, False) or options.get(MIGRATION, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 

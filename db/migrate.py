@@ -19,8 +19,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import NullPool
 
-from db.engine import WRITE, create_engine
+from db.engine import MIGRATION, WRITE, create_engine
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
@@ -44,18 +45,32 @@ def head_revision() -> str:
 
 
 async def _with_connection(
-    target: AsyncEngine | str, fn: Callable[[Connection], Any], write: bool = True
+    target: AsyncEngine | str, fn: Callable[[Connection], Any], migration: bool = True
 ) -> Any:
+    """Run `fn` on one connection in one transaction, committed at the end.
+
+    A migration on SQLite gets a connection of its own (not pooled: it runs with
+    foreign keys off, see db.engine.MIGRATION) and the keys are checked before commit.
+    """
+    own = isinstance(target, str)
     engine = create_engine(target) if isinstance(target, str) else target
+    sqlite = engine.dialect.name == "sqlite"
+    if migration and sqlite and not own:
+        engine, own = create_engine(engine.url.render_as_string(False), poolclass=NullPool), True
     try:
         async with engine.connect() as connection:
-            if write:
-                connection = await connection.execution_options(**{WRITE: True})
+            if migration:
+                connection = await connection.execution_options(**{WRITE: True, MIGRATION: True})
             result = await connection.run_sync(fn)
+            if migration and sqlite:
+                broken = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                if broken:
+                    await connection.rollback()
+                    raise RuntimeError(f"migration left broken foreign keys: {broken[:5]}")
             await connection.commit()
             return result
     finally:
-        if isinstance(target, str):
+        if own:
             await engine.dispose()
 
 
@@ -102,4 +117,4 @@ async def current_revision(target: AsyncEngine | str) -> str | None:
     def read(connection: Connection) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
-    return await _with_connection(target, read, write=False)
+    return await _with_connection(target, read, migration=False)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
-from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 
 import db.models  # noqa: F401  (registers every table on Base.metadata)
@@ -49,16 +48,9 @@ def do_run_migrations(connection: Connection) -> None:
 
 
 async def run_async_migrations() -> None:
-    from db.engine import WRITE, create_engine
+    from db.migrate import _with_connection
 
-    engine = create_engine(_database_url(), poolclass=pool.NullPool)
-    try:
-        async with engine.connect() as connection:
-            connection = await connection.execution_options(**{WRITE: True})
-            await connection.run_sync(do_run_migrations)
-            await connection.commit()
-    finally:
-        await engine.dispose()
+    await _with_connection(_database_url(), do_run_migrations)
 
 
 def run_migrations_offline() -> None:

@@ -10,6 +10,7 @@ variants FAIL. Without a server, set COLORBOT_SKIP_POSTGRES=1 to skip them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -73,6 +74,19 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     if request.param == "sqlite":
         yield Backend("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'colorbot.sqlite3'}")
         return
+    async with _postgres_backend() as pg:
+        yield pg
+
+
+@pytest.fixture
+async def pg_backend() -> AsyncIterator[Backend]:
+    """An empty PostgreSQL schema, for what only a server can show."""
+    async with _postgres_backend() as pg:
+        yield pg
+
+
+@contextlib.asynccontextmanager
+async def _postgres_backend() -> AsyncIterator[Backend]:
     if SKIP_POSTGRES:
         pytest.skip("COLORBOT_SKIP_POSTGRES is set")
     schema, admin = await _postgres_schema()
@@ -84,7 +98,12 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
             # durability, and it keeps the suite quick on a busy machine.
             {
                 "connect_args": {
-                    "server_settings": {"search_path": schema, "synchronous_commit": "off"}
+                    "server_settings": {
+                        "search_path": schema,
+                        "synchronous_commit": "off",
+                        # Lets a test find (and cut) exactly its own connections.
+                        "application_name": f"colorbot-test-{schema}",
+                    }
                 }
             },
         )

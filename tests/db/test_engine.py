@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.pool import NullPool
 
 from db import Database, DatabaseUnavailable
 from db.engine import create_engine, normalize_url
@@ -83,5 +84,37 @@ async def test_an_unreachable_postgres_becomes_database_unavailable() -> None:
         with pytest.raises(DatabaseUnavailable):
             await db.upgrade()
         assert not await db.ping()
+    finally:
+        await db.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("pre_ping", [True, False], ids=["pre-ping", "retry"])
+async def test_connections_cut_by_the_server_are_replaced(pg_backend, pre_ping: bool) -> None:
+    # A database restart (or a failover) kills every pooled connection; the next
+    # call must still work: the pool's pre-ping replaces stale connections, and
+    # without it the transaction is retried on a fresh one.
+    db = pg_backend.database(pool_pre_ping=pre_ping)
+    await db.upgrade()
+    try:
+        for n in range(3):  # a few pooled connections
+            await db.ensure_guild(n)
+        server_settings = pg_backend.engine_kwargs["connect_args"]["server_settings"]
+        admin = pg_backend.engine(poolclass=NullPool)
+        try:
+            async with admin.begin() as conn:
+                cut = await conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE application_name = :app AND pid <> pg_backend_pid()"
+                    ),
+                    {"app": server_settings["application_name"]},
+                )
+                assert len(cut.all()) >= 1
+        finally:
+            await admin.dispose()
+        assert (await db.ensure_guild(1, "after the cut")).name == "after the cut"
+        assert await db.ping()
+        assert db.retries == (0 if pre_ping else 1)
     finally:
         await db.close()

@@ -159,3 +159,33 @@ def test_cli_upgrade_works_from_any_directory(tmp_path: Path, monkeypatch, capsy
     assert list(elsewhere.iterdir()) == []  # nothing written to the working directory
     assert main(["db", "downgrade", "base"]) == 0
     assert main(["db", "current"]) == 1
+
+
+async def test_sqlite_table_rebuild_in_a_migration_keeps_child_rows(tmp_path: Path) -> None:
+    # Batch migrations rebuild a SQLite table (copy, drop, rename). With foreign keys
+    # on, dropping `pages` would cascade-delete every coloring and vote.
+    import sqlalchemy as sa
+    from alembic.operations import Operations
+
+    from db import Database
+    from tests.db.helpers import posted_page
+
+    db = Database(f"sqlite:///{tmp_path / 'x.sqlite3'}", store_dir=tmp_path / "store")
+    try:
+        await db.upgrade()
+        page_id, _ = await posted_page(db, message_id=1, reply_id=2)
+        await db.cast_vote(2, "😀", 3)
+
+        def rebuild_pages(connection) -> int:
+            operations = Operations(MigrationContext.configure(connection))
+            with operations.batch_alter_table("pages", recreate="always") as batch:
+                batch.add_column(sa.Column("note", sa.Text()))
+            return connection.exec_driver_sql("PRAGMA foreign_keys").scalar()
+
+        assert await migrate._with_connection(db.engine, rebuild_pages) == 0
+        assert [v.page_id for v in await db.live_votes()] == [page_id]
+        assert len(await db.page_colorings(page_id)) == 4
+        async with db.engine.connect() as conn:  # ordinary connections: keys on
+            assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
+    finally:
+        await db.close()

@@ -88,6 +88,9 @@ class Judge(nn.Module):
         self.mlp = nn.Sequential(
             nn.Linear(cin + N_STATS, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, 1)
         )
+        # Spread (std) of the scores over the colorings it was trained on: the unit in
+        # which fine-tuning measures "a better score". Set by `train_judge`.
+        self.register_buffer("score_scale", torch.ones(()))
 
     def forward(self, page_l: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
         """page_l (B, 1, H, W), lab (B, 3, H, W), network scale -> (B,) scores."""
@@ -207,6 +210,8 @@ def train_judge(
         losses.append(float(loss.detach()))
     judge.eval()
     scores = score_inputs(judge, data.inputs)
+    if len(scores) > 1:
+        judge.score_scale.fill_(max(float(scores.std()), 1e-3))
     return JudgeResult(
         judge=judge,
         train_accuracy=pair_accuracy(scores, tr_w, tr_l),

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from training.votes import Preference, PreferenceSet
+from training.votes import Preference, PreferenceSet, load_preferences
 
 ELO_SCALE = 400.0 / math.log(10.0)  # θ (natural log-odds) -> Elo points
 ELO_BASE = 1000.0
@@ -46,6 +46,18 @@ class LeaderboardRow:
     @property
     def win_rate(self) -> float:
         return self.wins / self.games if self.games else 0.0
+
+    # The bot's `/leaderboard` reads rows as `bot.leaderboard.Standing`s: member, score, detail.
+    @property
+    def score(self) -> float:
+        return self.rating
+
+    @property
+    def detail(self) -> str:
+        return (
+            f"{self.rating:.0f} ({self.lower:.0f}–{self.upper:.0f}, 95%) · "
+            f"won {self.wins} of {self.games} pairs"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -233,3 +245,39 @@ def chart_png(rows: Sequence[LeaderboardRow], title: str = "Family leaderboard")
     buf = io.BytesIO()
     draw_chart(rows, title).save(buf, format="PNG")
     return buf.getvalue()
+
+
+async def leaderboard_rows(
+    db: Any,
+    guild_id: int | None = None,
+    *,
+    rounds: int = 200,
+    emojis: dict[str, str] | None = None,
+    by_version: bool = False,
+) -> list[LeaderboardRow]:
+    """The leaderboard from the live votes in `db` (one guild, or all): ranked rows.
+
+    What the bot's `/leaderboard` and `colorbot leaderboard` call. The fit runs in a
+    thread: a few hundred small refits must not stall the event loop.
+    """
+    import asyncio
+
+    prefs = await load_preferences(db, guild_id, by_version=by_version)
+    return await asyncio.to_thread(leaderboard, prefs, rounds=rounds, emojis=emojis)
+
+
+class BradleyTerryLeaderboard:
+    """A `/leaderboard` source for the bot: `ColorBot(leaderboard=BradleyTerryLeaderboard(db))`.
+
+    Same interface as `bot.leaderboard.VoteCountLeaderboard` (`method`, `standings`);
+    the rows also carry the interval (`lower`, `upper`) and `chart_png(rows)` draws them.
+    """
+
+    method = "Bradley–Terry rating, 95% interval"
+
+    def __init__(self, db: Any, rounds: int = 200) -> None:
+        self.db = db
+        self.rounds = rounds
+
+    async def standings(self, guild_id: int | None) -> list[LeaderboardRow]:
+        return await leaderboard_rows(self.db, guild_id, rounds=self.rounds)

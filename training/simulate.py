@@ -20,13 +20,17 @@ import hashlib
 import json
 import math
 import random
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 from skimage import color as skcolor
+
+from db.results import NewColoring
 
 # The hue (LAB angle, degrees) a "warm" taste likes most: orange, between red (~40°)
 # and yellow (~90°). Blues and cyans (~230°) count as cold.
@@ -223,3 +227,120 @@ class SimulationReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _png(image: Image.Image) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+async def simulate_votes(
+    db: Any,
+    family: Any,
+    pages: Sequence[PageSource],
+    *,
+    taste: HiddenTaste,
+    n_votes: int,
+    n_voters: int = 60,
+    guilds: Sequence[int] = (1, 2),
+    move_share: float = 0.1,
+    seed: int = 0,
+    colorize: Callable[[list[Image.Image]], list[dict[str, Image.Image]]] | None = None,
+    batch_pages: int = 8,
+) -> SimulationReport:
+    """Post `pages`, color them with every member, and let voters vote until `n_votes`.
+
+    Each page is recorded as if posted in a Discord channel (guilds round-robin), its
+    colorings as the bot's reply message, and each vote as a reaction on that message
+    (`db.cast_vote`, like the bot's listener). A share `move_share` of voters first
+    react to another coloring and then change their mind (the vote moves). Votes are
+    spread evenly over the pages; a voter votes at most once per page.
+    """
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    if colorize is None:
+        from models.pipeline import Colorizer
+
+        colorizer = Colorizer(family, device="cpu")
+
+        def colorize(images: list[Image.Image]) -> list[dict[str, Image.Image]]:
+            return colorizer.colorize(images)
+
+    voters = make_voters(taste, n_voters, guilds, seed=seed)
+    by_guild: dict[int, list[Voter]] = {}
+    for v in voters:
+        by_guild.setdefault(v.guild_id, []).append(v)
+    members = list(family.members)
+    per_page = max(1, math.ceil(n_votes / max(1, len(pages))))
+    report = SimulationReport(taste=asdict(taste))
+    taste_sum: dict[str, list[float]] = {m.name: [] for m in members}
+    best_votes = 0
+    message = 9_000_000_000 + seed * 1_000_000  # fake Discord message ids
+
+    for start in range(0, len(pages), batch_pages):
+        if report.votes >= n_votes:
+            break
+        chunk = pages[start : start + batch_pages]
+        results = colorize([p.image for p in chunk])
+        for k, (src, colored) in enumerate(zip(chunk, results, strict=True)):
+            if report.votes >= n_votes:
+                break
+            guild = guilds[(start + k) % len(guilds)]
+            message += 2
+            recorded = await db.record_page(
+                _png(src.image),
+                guild_id=guild,
+                channel_id=guild * 10,
+                message_id=message,
+                author_id=int(rng.integers(1, 1000)),
+                source="simulated",
+                filename=f"{src.source}.png",
+                kind="lineart",
+                width=src.image.width,
+                height=src.image.height,
+            )
+            page_id = recorded.page.id
+            new = [
+                NewColoring(
+                    member=m.name,
+                    version=m.version,
+                    emoji=m.emoji,
+                    image=_png(colored[m.name]),
+                    parameters={"strength": 1.0, "fill": None, "kind": "auto"},
+                    weights_sha256=m.weights_sha256 or None,
+                )
+                for m in members
+            ]
+            await db.record_colorings(page_id, new, message_id=message + 1)
+            feats = np.stack([taste_features(colored[m.name]) for m in members])
+            truth = feats @ taste.weights()
+            for m, score in zip(members, truth, strict=True):
+                taste_sum[m.name].append(float(score))
+            pool = by_guild[guild]
+            chosen = rng.choice(len(pool), size=min(per_page, len(pool)), replace=False)
+            for vi in chosen:
+                if report.votes >= n_votes:
+                    break
+                voter = pool[int(vi)]
+                pick = voter.choose(feats, taste.temperature, rng)
+                if rng.random() < move_share:
+                    first = int(rng.integers(0, len(members)))
+                    await db.cast_vote(
+                        message + 1, members[first].emoji, voter.user_id, source="simulated"
+                    )
+                result = await db.cast_vote(
+                    message + 1, members[pick].emoji, voter.user_id, source="simulated"
+                )
+                report.moved_votes += result.status == "moved"
+                report.votes += 1
+                best_votes += pick == int(np.argmax(truth))
+            report.pages += 1
+            report.colorings += len(members)
+    report.member_taste = {k: float(np.mean(v)) for k, v in taste_sum.items() if v}
+    report.taste_order = sorted(report.member_taste, key=lambda k: -report.member_taste[k])
+    report.taste_best_share = best_votes / max(1, report.votes)
+    report.seconds = time.perf_counter() - t0
+    return report

@@ -150,11 +150,59 @@ def win_counts(prefs: Iterable[Preference]) -> dict[tuple[str, str], int]:
 # --- reading through the db repository -------------------------------------------------
 
 
-def _get(obj: Any, *names: str, default: Any = None) -> Any:
-    """First attribute (or mapping key) of `obj` among `names`: tolerant of row shapes."""
-    for name in names:
-        if isinstance(obj, dict) and name in obj:
-            return obj[name]
-        if hasattr(obj, name):
-            return getattr(obj, name)
-    return default
+def preferences_from_voted_pages(
+    voted: Iterable[Any],
+    *,
+    guild_id: int | None = None,
+    by_version: bool = False,
+    members: Sequence[str] | None = None,
+) -> PreferenceSet:
+    """Pairs from `db.VotedPage` rows: the voted coloring against each coloring the voter
+    saw beside it (the same reply message), by the rules of `preferences_from_votes`."""
+    allowed = set(members) if members is not None else None
+    out = PreferenceSet()
+    pages: set[int] = set()
+    for row in voted:
+        if guild_id is not None and row.guild_id != guild_id:
+            continue
+        won = row.voted
+        if allowed is not None and won.member not in allowed:
+            continue
+        winner = member_key(won.member, won.version, by_version)
+        made = 0
+        for other in row.others:
+            loser = member_key(other.member, other.version, by_version)
+            if loser == winner or (allowed is not None and other.member not in allowed):
+                continue
+            out.pairs.append(
+                Preference(
+                    page_id=row.page_id,
+                    winner=winner,
+                    loser=loser,
+                    winner_coloring_id=won.coloring_id,
+                    loser_coloring_id=other.coloring_id,
+                    group=row.vote_id,
+                    guild_id=row.guild_id,
+                    user_id=row.user_id,
+                )
+            )
+            made += 1
+        if made:
+            out.votes += 1
+            pages.add(row.page_id)
+        else:
+            out.skipped_votes += 1
+    out.pages = len(pages)
+    return out
+
+
+async def load_preferences(
+    db: Any,
+    guild_id: int | None = None,
+    *,
+    by_version: bool = False,
+    members: Sequence[str] | None = None,
+) -> PreferenceSet:
+    """The pairs of every live vote (in one guild, or everywhere), read through `db`."""
+    rows = await db.voted_pages(guild_id)
+    return preferences_from_voted_pages(rows, by_version=by_version, members=members)

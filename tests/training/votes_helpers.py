@@ -58,3 +58,41 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+EMOJIS = {"sunny": "🌞", "rosy": "🌹", "leafy": "🍀", "icy": "🧊"}
+
+
+def tiny_family(root, names=tuple(STYLES), seed: int = 0):
+    """A family folder of tiny random U-Nets (the real registry format), one per name."""
+    from models.family import Family, FamilyMember, save_weights
+    from models.unet import UNet, UNetConfig
+
+    members = []
+    for k, name in enumerate(names):
+        torch.manual_seed(seed + k)
+        cfg = UNetConfig(out_channels=3, base_channels=4, depth=2, max_channels=8)
+        sha = save_weights(UNet(cfg), root / f"{name}.safetensors")
+        members.append(
+            FamilyMember(
+                name=name,
+                emoji=EMOJIS[name],
+                description=f"tiny test member {name}",
+                architecture="unet",
+                config=cfg.to_dict(),
+                weights=f"{name}.safetensors",
+                work_size=48,
+                weights_sha256=sha,
+            )
+        )
+    family = Family(root, members)
+    family.save_manifest()
+    return Family.load(root)
+
+
+def fake_colorize(images, seed: int = 0):
+    """What `simulate_votes` takes as `colorize`: every STYLES member, no networks."""
+    return [
+        {m: fake_coloring(img, *STYLES[m], seed=seed + i * 7 + k) for k, m in enumerate(STYLES)}
+        for i, img in enumerate(images)
+    ]

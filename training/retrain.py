@@ -1,0 +1,311 @@
+"""Retraining from votes: fine-tune each member towards what people preferred.
+
+For one member, on the pages people voted on:
+- where another member's coloring won over this member's, the winning coloring is a
+  target (L1 in LAB on the paper, not the lines) — "color it like the one they liked";
+- everywhere, climb the judge's score of the member's own coloring (the judge is
+  differentiable in the coloring, `training/judge.py`) ...
+- ... held back by an anchor: L1 to the member's own earlier outputs (its parent
+  version's, computed once before fine-tuning), so it stays itself and does not drift
+  into whatever fools the judge.
+
+The result is a new member version (weights beside the family, parent recorded),
+which the promotion gate (`training/promotion.py`) then accepts or keeps back.
+
+`colorbot retrain` runs the whole cycle (`run_cycle`): export votes → judge →
+fine-tune every member → evaluate → gate → promote. The pieces are plain functions so
+tests and the benchmark can call them on tiny data.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from models.colorspace import denormalize_lab, normalize_lab, rgb_to_lab, scale_chroma
+from training.judge import Judge
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FinetuneConfig:
+    size: int = 128  # pages are letterboxed (white) to size x size for fine-tuning
+    steps: int = 80  # optimizer steps per member
+    batch: int = 8  # pages per step
+    lr: float = 3e-4
+    fill: bool = True  # judge/target see region-filled colorings, as the pipeline shows them
+    target_weight: float = 1.0  # L1 to the winning coloring, on pages this member lost
+    judge_weight: float = 0.5  # weight of −judge score (in units of the judge's score spread)
+    anchor_weight: float = 1.0  # L1 to the parent's own outputs: stay yourself
+    gamut_weight: float = 1.0  # chroma predicted beyond what sRGB shows (see `displayable`)
+    seed: int = 0
+
+
+# --- tensors from pictures -------------------------------------------------------------
+
+
+def letterbox(img: Image.Image, size: int) -> Image.Image:
+    """`img` scaled to fit size x size, centered on white paper (aspect kept)."""
+    img = img.convert("RGB")
+    scale = size / max(img.size)
+    w, h = max(1, round(img.width * scale)), max(1, round(img.height * scale))
+    out = Image.new("RGB", (size, size), "white")
+    out.paste(img.resize((w, h), Image.Resampling.BILINEAR), ((size - w) // 2, (size - h) // 2))
+    return out
+
+
+def lab_tensor(img: Image.Image, size: int) -> torch.Tensor:
+    """(3, size, size) LAB in network scale of a letterboxed picture."""
+    arr = np.asarray(letterbox(img, size), dtype=np.float32) / 255.0
+    return normalize_lab(rgb_to_lab(torch.from_numpy(arr).permute(2, 0, 1)))
+
+
+def compose(page_l: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+    """The coloring a network output makes, as the pipeline composites it (network scale).
+
+    Line-art members (3 channels) keep the page's dark lines: L = min(L_page, L_pred).
+    Photo members (2 channels) keep the page's L.
+    """
+    if pred.shape[1] == 2:
+        return torch.cat((page_l, pred), dim=1)
+    return torch.cat((torch.minimum(page_l, pred[:, :1]), pred[:, 1:]), dim=1)
+
+
+def region_fill(pred: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
+    """Each region's pixels take the region's mean prediction (differentiably).
+
+    The pipeline fills each region enclosed by lines with the median of the prediction;
+    the mean is its differentiable stand-in, so fine-tuning sees the flat colorings people
+    see — and cannot "improve" pixels that a fill averages away.
+    pred (B, C, H, W), regions (B, H, W) int64, ids 1..K per page, 0 = keep the pixel.
+    """
+    b, c, h, w = pred.shape
+    k = int(regions.max()) + 1
+    ids = (regions + torch.arange(b, device=regions.device)[:, None, None] * k).reshape(-1)
+    vals = pred.permute(0, 2, 3, 1).reshape(-1, c)  # (B*H*W, C)
+    sums = torch.zeros(b * k, c, dtype=pred.dtype).index_add(0, ids, vals)
+    counts = torch.zeros(b * k, dtype=pred.dtype).index_add(0, ids, torch.ones_like(vals[:, 0]))
+    mean = sums / counts.clamp_min(1.0)[:, None]
+    filled = mean[ids].reshape(b, h, w, c).permute(0, 3, 1, 2)
+    return torch.where((regions > 0)[:, None], filled, pred)
+
+
+def page_regions(page_l: torch.Tensor) -> torch.Tensor:
+    """(S, S) int64 region of every pixel of a page (network-scale L (1, S, S)), as the
+    pipeline's region finder sees it; lines belong to their nearest region."""
+    from models.regions import find_regions
+
+    lightness = ((page_l[0] + 1.0) * 50.0).numpy()
+    regions = find_regions(lightness, paper=100.0)
+    if regions.count == 0:
+        return torch.zeros(page_l.shape[-2:], dtype=torch.int64)
+    return torch.from_numpy(regions.assigned.astype(np.int64))
+
+
+def displayable(lab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The colors a PNG of this LAB (network scale) shows, and how far out of gamut it is.
+
+    A network can predict LAB no screen shows (L 100 with strong a/b). The pipeline keeps
+    L and hue and lowers the chroma until the color fits sRGB (`scale_chroma`), so an
+    over-bright "orange" comes out white. Training must judge what people see, or it
+    learns to "improve" colors that are mapped away: the chroma factor is applied here
+    (found without gradient), and the second result — the chroma cut away, mean over
+    pixels — is a loss that keeps predictions inside the gamut.
+    """
+    lab_d = denormalize_lab(lab)
+    with torch.no_grad():
+        mapped = scale_chroma(lab_d, 1.0)
+        chroma = lab_d[:, 1:].norm(dim=1, keepdim=True)
+        factor = (mapped[:, 1:].norm(dim=1, keepdim=True) / chroma.clamp_min(1e-6)).clamp(0, 1)
+    ab = lab_d[:, 1:] * factor
+    outside = (lab_d[:, 1:] - ab).abs().mean() / 110.0
+    return normalize_lab(torch.cat((lab_d[:, :1], ab), dim=1)), outside
+
+
+# --- fine-tuning one member ------------------------------------------------------------
+
+
+@dataclass
+class MemberExamples:
+    """What one member fine-tunes on: pages and, where it lost, the coloring that won."""
+
+    pages: torch.Tensor  # (N, 1, S, S) page L, network scale
+    targets: torch.Tensor  # (N, 3, S, S) winning coloring LAB, network scale (zeros: none)
+    has_target: torch.Tensor  # (N,) bool
+    regions: torch.Tensor | None = None  # (N, S, S) int64 region id per pixel (0: none)
+    page_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class FinetuneResult:
+    net: nn.Module
+    steps: int
+    seconds: float
+    losses: list[dict[str, float]]
+    pages: int
+    target_pages: int
+
+    def summary(self) -> dict:
+        first, last = (self.losses[0], self.losses[-1]) if self.losses else ({}, {})
+        return {
+            "steps": self.steps,
+            "seconds": round(self.seconds, 1),
+            "pages": self.pages,
+            "target_pages": self.target_pages,
+            "loss_first": {k: round(v, 4) for k, v in first.items()},
+            "loss_last": {k: round(v, 4) for k, v in last.items()},
+        }
+
+
+def _freeze_norm_stats(net: nn.Module) -> None:
+    # Small fine-tuning batches would wreck BatchNorm's running statistics, and dropout
+    # would make the anchor noisy: keep both as at inference.
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm | nn.Dropout):
+            m.eval()
+
+
+@torch.no_grad()
+def _outputs(net: nn.Module, pages: torch.Tensor, batch: int = 16) -> torch.Tensor:
+    net.eval()
+    return torch.cat([net(x) for x in pages.split(batch)])
+
+
+def finetune_member(
+    parent: nn.Module,
+    examples: MemberExamples,
+    judge: Judge | None,
+    cfg: FinetuneConfig | None = None,
+    log_every: int = 20,
+) -> FinetuneResult:
+    """A fine-tuned copy of `parent` (which is left untouched)."""
+    cfg = cfg or FinetuneConfig()
+    t0 = time.perf_counter()
+    gen = torch.Generator().manual_seed(cfg.seed)
+    net = copy.deepcopy(parent).float()
+    anchor = _outputs(net, examples.pages)  # (N, C, S, S) the parent's own colorings
+    if judge is not None:
+        judge = judge.eval()
+        for p in judge.parameters():
+            p.requires_grad_(False)
+        # Judge scores are only defined up to scale: measure the push in units of their
+        # spread over the colorings the judge was trained on.
+        judge_scale = max(float(judge.score_scale), 1e-3)
+    paper = (examples.pages > 0.3).float()  # (N, 1, S, S) targets count on the paper only
+
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    n = len(examples.pages)
+    losses: list[dict[str, float]] = []
+    for step in range(cfg.steps if n else 0):
+        net.train()
+        _freeze_norm_stats(net)
+        idx = torch.randint(0, n, (min(cfg.batch, n),), generator=gen)
+        page_l = examples.pages[idx]
+        pred = net(page_l)  # (B, C, S, S)
+        shown = pred
+        if cfg.fill and examples.regions is not None and pred.shape[1] == 3:
+            shown = region_fill(pred, examples.regions[idx])
+        colored, outside = displayable(compose(page_l, shown))  # (B, 3, S, S) what people see
+        terms: dict[str, torch.Tensor] = {}
+        terms["anchor"] = cfg.anchor_weight * (pred - anchor[idx]).abs().mean()
+        terms["gamut"] = cfg.gamut_weight * outside
+        has = examples.has_target[idx]
+        if cfg.target_weight > 0 and bool(has.any()):
+            m = paper[idx][has]
+            diff = (colored[has] - examples.targets[idx][has]).abs() * m
+            terms["target"] = cfg.target_weight * diff.sum() / (m.sum() * 3).clamp_min(1.0)
+        if judge is not None and cfg.judge_weight != 0:
+            terms["judge"] = -cfg.judge_weight * judge(page_l, colored).mean() / judge_scale
+        loss = sum(terms.values())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        # One bad batch must not throw a member far off: small, bounded steps.
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        losses.append({k: float(v.detach()) for k, v in terms.items()})
+        if log_every and (step % log_every == 0 or step == cfg.steps - 1):
+            log.debug("step %d %s", step, losses[-1])
+    net.eval()
+    return FinetuneResult(
+        net=net,
+        steps=len(losses),
+        seconds=time.perf_counter() - t0,
+        losses=losses,
+        pages=n,
+        target_pages=int(examples.has_target.sum()),
+    )
+
+
+def member_examples(
+    member: str,
+    page_ids: Sequence[int],
+    page_images: dict[int, Image.Image],
+    winners_over: dict[tuple[int, str], Image.Image],
+    size: int,
+) -> MemberExamples:
+    """Tensors for one member: every page, and the winning coloring where it lost.
+
+    `winners_over[(page_id, member)]` is the coloring people preferred over this
+    member's coloring of that page (the most voted one when there were several).
+    """
+    pages, targets, has = [], [], []
+    for pid in page_ids:
+        pages.append(lab_tensor(page_images[pid], size)[:1])
+        won = winners_over.get((pid, member))
+        has.append(won is not None)
+        targets.append(lab_tensor(won, size) if won is not None else torch.zeros(3, size, size))
+    if not pages:
+        empty = torch.zeros(0, 1, size, size)
+        return MemberExamples(
+            empty, torch.zeros(0, 3, size, size), torch.zeros(0, dtype=torch.bool)
+        )
+    page_t = torch.stack(pages)
+    regions = torch.stack([page_regions(p) for p in page_t])
+    return MemberExamples(page_t, torch.stack(targets), torch.tensor(has), regions, list(page_ids))
+
+
+def winning_targets(
+    prefs: Sequence, coloring_owner: Callable[[int], str]
+) -> dict[tuple[int, str], int]:
+    """(page, losing member) -> the coloring id that beat it most often on that page."""
+    counts: dict[tuple[int, str], dict[int, int]] = {}
+    for p in prefs:
+        loser = coloring_owner(p.loser_coloring_id)
+        tally = counts.setdefault((p.page_id, loser), {})
+        tally[p.winner_coloring_id] = tally.get(p.winner_coloring_id, 0) + 1
+    return {key: max(tally, key=lambda c: (tally[c], -c)) for key, tally in counts.items()}
+
+
+# --- coloring with a given version -------------------------------------------------------
+
+
+def color_with(family: Any, entry: Any, pages: Sequence[Image.Image]) -> list[Image.Image]:
+    """Color `pages` with one member version (`entry`, a FamilyMember) through the pipeline."""
+    from models.family import Family
+    from models.pipeline import Colorizer
+
+    colorizer = Colorizer(Family(family.root, [entry]), device="cpu")
+    return [out[entry.name] for out in colorizer.colorize(list(pages), [entry.name])]
+
+
+def judge_pages(
+    judge: Judge, pages: Sequence[Image.Image], colorings: Sequence[Image.Image]
+) -> list[float]:
+    """The judge's score of each (page, coloring)."""
+    from training.judge import judge_inputs, score_inputs
+
+    if not pages:
+        return []
+    x = torch.stack(
+        [judge_inputs(p, c, judge.cfg.size) for p, c in zip(pages, colorings, strict=True)]
+    )
+    return score_inputs(judge, x).tolist()

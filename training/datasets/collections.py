@@ -290,7 +290,7 @@ def build_artworks_from(
 
     from training.datasets.builders import NearDuplicates, is_colorless
     from training.datasets.images import fit_long_side, load_picture
-    from training.filters import coloring_book, line_mask
+    from training.filters import coloring_book
 
     files = [(pkg, root, path) for pkg, root in packages.items() for path in artwork_files(root)]
     licenses = {pkg: reg.deb_copyright(root, pkg) for pkg, root in packages.items()}
@@ -330,25 +330,30 @@ def build_artworks_from(
             group = "artworks:" + hashlib.sha256(source.encode()).hexdigest()
             seed = int(hashlib.sha256(source.encode()).hexdigest()[:8], 16)
             rng = np.random.default_rng(seed)
-            views = []
-            # Try a few extra boxes: plain crops (sky, no lines) are dropped.
-            for box in _crop_boxes(work.width, work.height, crops * 2, rng):
-                if len(views) >= crops:
-                    break
-                view = work.crop(box).resize((size, size), Image.Resampling.LANCZOS)
-                if line_mask(view, line_weight=1, detail=detail).mean() < 0.002:
+            kept = 0
+            # Try a few extra boxes: plain crops (sky, no lines) are dropped. The whole
+            # wallpaper comes last (see the resume check above).
+            boxes = _crop_boxes(work.width, work.height, crops * 2, rng)
+            for box in [*boxes, None]:
+                if box is None:
+                    view_source, view = source, fit_long_side(work, size)
+                elif kept >= crops:
                     continue
-                views.append((f"{source}#crop{len(views)}", view))
-            views.append((source, fit_long_side(work, size)))
-            for view_source, view in views:
+                else:
+                    view_source = f"{source}#crop{kept}"
+                    view = work.crop(box).resize((size, size), Image.Resampling.LANCZOS)
                 if writer.has_source(view_source):
                     stats.skipped += 1
+                    kept += 1
                     continue
                 if is_colorless(view):
                     stats.colorless += 1
                     continue
                 page = coloring_book(view, line_weight=line_weight, detail=detail)
+                if box is not None and (np.asarray(page) < 128).mean() < 0.006:
+                    continue  # next to no lines: nothing to color inside
                 writer.add(view, page, view_source, split_key=group, license=license)
+                kept += 1
         for pkg, root in packages.items():
             _keep_copyright(root, pkg, out)
     return stats

@@ -310,3 +310,299 @@ def judge_pages(
         [judge_inputs(p, c, judge.cfg.size) for p, c in zip(pages, colorings, strict=True)]
     )
     return score_inputs(judge, x).tolist()
+
+
+# --- the whole cycle ---------------------------------------------------------------------
+
+
+@dataclass
+class CycleConfig:
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    judge_size: int = 64  # side at which the judge looks at (page, coloring)
+    judge_steps: int = 400
+    heldout_share: float = 0.2  # voted pages kept out of judge training and fine-tuning
+    members: list[str] | None = None  # None: every member of the family
+    datasets_root: str | None = None  # <root>/<collection> per member, for its evaluation
+    eval_pages: int = 24  # test-split pages per evaluation (0: skip evaluation)
+    gate_pages: int = 40  # held-out voted pages the gate colors with parent and candidate
+    promote: bool = True  # False: record candidates and decisions, promote nothing
+    guild_id: int | None = None  # learn from one guild's votes only
+    seed: int = 0
+
+
+@dataclass
+class MemberOutcome:
+    member: str
+    parent_version: int
+    version: int | None = None
+    promoted: bool = False
+    reason: str = ""
+    finetune: dict = field(default_factory=dict)
+    gate: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class CycleReport:
+    votes: int = 0
+    pairs: int = 0
+    pages: int = 0
+    train_pages: list[int] = field(default_factory=list)
+    heldout_pages: list[int] = field(default_factory=list)
+    judge: dict = field(default_factory=dict)
+    members: list[MemberOutcome] = field(default_factory=list)
+    seconds: dict = field(default_factory=dict)
+    training_run_id: int | None = None
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def _image(data: bytes) -> Image.Image:
+    import io
+
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+def evaluate_version(family: Any, entry: Any, datasets_root: str | None, pages: int) -> dict | None:
+    """The training package's evaluation of one version on its collection's test split.
+
+    Returns {"ciede2000", "colorfulness", "lines_kept_dark", "pages"} or None when the
+    member has no dataset there (the gate then says evaluation was not checked).
+    """
+    if not datasets_root or pages <= 0:
+        return None
+    from pathlib import Path
+
+    from models.family import Family
+    from training.evaluate import evaluate
+
+    collection = (entry.extra or {}).get("collection") or entry.name
+    dataset = Path(datasets_root) / collection
+    if not (dataset / "manifest.jsonl").exists():
+        return None
+    try:
+        report = evaluate(
+            Family(family.root, [entry]),
+            [entry.name],
+            dataset,
+            "test",
+            limit=pages,
+            device="cpu",
+            raw=False,
+        )
+    except ValueError as exc:  # no test split
+        log.warning("evaluation of %s v%s skipped: %s", entry.name, entry.version, exc)
+        return None
+    figures = dict(report["members"][entry.name]["member"])
+    figures["pages"] = report["pages"]
+    return figures
+
+
+async def run_cycle(
+    db: Any,
+    family_root: Any,
+    cfg: CycleConfig | None = None,
+    *,
+    worker_urls: Sequence[str] = (),
+    judge_dir: Any = None,
+) -> CycleReport:
+    """Export votes -> judge -> fine-tune each member -> evaluate -> gate -> promote.
+
+    Reads votes, pages and colorings through `db` (images from its store), writes each
+    candidate beside the family (`training/promotion.py`) and records it in `db` with
+    its parent, evaluation and the gate's decision.
+    """
+    import asyncio
+    from pathlib import Path
+
+    from models.family import Family
+    from training.judge import (
+        JudgeConfig,
+        JudgeTrainConfig,
+        PairData,
+        judge_inputs,
+        save_judge,
+        split_pages,
+        train_judge,
+    )
+    from training.promotion import GateConfig, gate, next_version, promote, save_candidate
+    from training.votes import preferences_from_voted_pages
+
+    cfg = cfg or CycleConfig()
+    report = CycleReport()
+    t_start = time.perf_counter()
+    family = Family.load(family_root)
+    names = cfg.members or family.names
+    run = await db.start_training_run("retrain", config={"cycle": _jsonable(cfg), "members": names})
+    report.training_run_id = run.id
+    try:
+        # 1. Export: every live vote, with the colorings the voter saw beside it.
+        rows = await db.voted_pages(cfg.guild_id)
+        prefs = preferences_from_voted_pages(rows)
+        report.votes, report.pairs, report.pages = prefs.votes, len(prefs.pairs), prefs.pages
+        if not prefs.pairs:
+            raise ValueError("no votes to learn from")
+        coloring_sha: dict[int, str] = {}
+        coloring_member: dict[int, str] = {}
+        page_sha: dict[int, str] = {}
+        for row in rows:
+            page_sha[row.page_id] = row.page_sha256
+            for ref in (row.voted, *row.others):
+                coloring_sha[ref.coloring_id] = ref.sha256
+                coloring_member[ref.coloring_id] = ref.member
+        store = db.store
+
+        def load_images() -> tuple[dict[int, Image.Image], dict[int, Image.Image]]:
+            pages = {pid: _image(store.get(sha)) for pid, sha in page_sha.items()}
+            cols = {cid: _image(store.get(sha)) for cid, sha in coloring_sha.items()}
+            return pages, cols
+
+        page_images, coloring_images = await asyncio.to_thread(load_images)
+        report.seconds["export"] = round(time.perf_counter() - t_start, 1)
+
+        # 2. Judge, trained on all but the held-out pages.
+        t0 = time.perf_counter()
+        pair_pages = np.array([p.page_id for p in prefs.pairs])
+        heldout = split_pages(pair_pages, cfg.heldout_share, cfg.seed)
+        report.heldout_pages = sorted(heldout)
+        report.train_pages = sorted(set(page_sha) - heldout)
+        used = sorted({c for p in prefs.pairs for c in (p.winner_coloring_id, p.loser_coloring_id)})
+        slot = {cid: i for i, cid in enumerate(used)}
+        coloring_page = {}
+        for p in prefs.pairs:
+            coloring_page[p.winner_coloring_id] = p.page_id
+            coloring_page[p.loser_coloring_id] = p.page_id
+
+        def build_and_train():
+            inputs = torch.stack(
+                [
+                    judge_inputs(page_images[coloring_page[c]], coloring_images[c], cfg.judge_size)
+                    for c in used
+                ]
+            )
+            data = PairData(
+                inputs,
+                np.array([slot[p.winner_coloring_id] for p in prefs.pairs]),
+                np.array([slot[p.loser_coloring_id] for p in prefs.pairs]),
+                pair_pages,
+            )
+            return train_judge(
+                data,
+                JudgeConfig(size=cfg.judge_size),
+                JudgeTrainConfig(steps=cfg.judge_steps, seed=cfg.seed),
+                heldout_pages=heldout,
+            )
+
+        judged = await asyncio.to_thread(build_and_train)
+        judge = judged.judge
+        report.judge = judged.metrics()
+        if judge_dir is not None:
+            save_judge(judge, Path(judge_dir), judged.metrics())
+        report.seconds["judge"] = round(time.perf_counter() - t0, 1)
+        log.info("judge: %s", report.judge)
+
+        # Per (page, losing member): the coloring that beat it most often.
+        targets = winning_targets(prefs.pairs, lambda cid: coloring_member[cid])
+        gate_ids = report.heldout_pages[: cfg.gate_pages]
+        gate_images = [page_images[pid] for pid in gate_ids]
+
+        # 3-5. Each member: fine-tune, save, evaluate, gate, promote or keep.
+        for name in names:
+            t0 = time.perf_counter()
+            family = Family.load(family_root)
+            parent = family.get(name)
+            outcome = MemberOutcome(member=name, parent_version=parent.version)
+            await db.ensure_member_version(
+                name, parent.version, weights_sha256=parent.weights_sha256 or None
+            )
+            winners = {
+                (pid, m): coloring_images[cid] for (pid, m), cid in targets.items() if m == name
+            }
+
+            def fine_tune(name=name, family=family, winners=winners):
+                examples = member_examples(
+                    name, report.train_pages, page_images, winners, cfg.finetune.size
+                )
+                return finetune_member(family.network(name), examples, judge, cfg.finetune)
+
+            tuned = await asyncio.to_thread(fine_tune)
+            outcome.finetune = tuned.summary()
+            version = next_version(family, name)
+            entry = save_candidate(
+                family,
+                name,
+                tuned.net,
+                version,
+                {"retrain_run": run.id, "votes": report.votes, "judge": report.judge},
+            )
+            outcome.version = version
+
+            def check(family=family, entry=entry, parent=parent):
+                cand_eval = evaluate_version(family, entry, cfg.datasets_root, cfg.eval_pages)
+                parent_eval = (
+                    evaluate_version(family, parent, cfg.datasets_root, cfg.eval_pages)
+                    if cand_eval is not None
+                    else None
+                )
+                cand_scores = judge_pages(
+                    judge, gate_images, color_with(family, entry, gate_images)
+                )
+                parent_scores = judge_pages(
+                    judge, gate_images, color_with(family, parent, gate_images)
+                )
+                return gate(cand_scores, parent_scores, parent_eval, cand_eval, GateConfig())
+
+            decision = await asyncio.to_thread(check)
+            outcome.gate = decision.to_dict()
+            await db.add_member_version(
+                name,
+                version=version,
+                parent_version=parent.version,
+                weights_sha256=entry.weights_sha256,
+                training_run_id=run.id,
+                evaluation={
+                    "gate": decision.to_dict(),
+                    "finetune": outcome.finetune,
+                },
+            )
+            if decision.promote and cfg.promote:
+                await promote(
+                    Path(family_root),
+                    name,
+                    version,
+                    db=db,
+                    reason=decision.reason,
+                    worker_urls=worker_urls,
+                )
+                outcome.promoted = True
+            else:
+                reason = decision.reason if not decision.promote else "promotion disabled"
+                await db.keep_unpromoted(name, version, reason)
+            outcome.reason = decision.reason
+            outcome.seconds = round(time.perf_counter() - t0, 1)
+            report.members.append(outcome)
+            log.info(
+                "%s v%s: %s (%s)",
+                name,
+                version,
+                "PROMOTED" if outcome.promoted else "kept",
+                decision.reason,
+            )
+        report.seconds["total"] = round(time.perf_counter() - t_start, 1)
+        await db.finish_training_run(run.id, metrics=_jsonable(report.to_dict()))
+        return report
+    except Exception as exc:
+        await db.finish_training_run(run.id, error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _jsonable(obj: Any) -> Any:
+    import json
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(obj) and not isinstance(obj, type):
+        obj = asdict(obj)
+    return json.loads(json.dumps(obj, default=str))

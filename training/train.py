@@ -130,10 +130,15 @@ def read_manifest(dataset: str | Path, split: str | None = None) -> list[dict[st
     """The dataset's pairs (optionally one split), sorted by id so order is stable."""
     rows = []
     with open(Path(dataset) / "manifest.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if line:
-                rows.append(json.loads(line))
+        lines = [line.strip() for line in fh if line.strip()]
+    for i, line in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1:
+                raise
+            # A builder still appending: its last line may be half written.
+            log.warning("%s: skipping a half-written last manifest line", dataset)
     if split is not None:
         rows = [r for r in rows if r.get("split") == split]
     return sorted(rows, key=lambda r: r["id"])

@@ -178,6 +178,11 @@ class ColorBot(commands.AutoShardedBot):
                 return member
         return None
 
+    async def on_message(self, message: discord.Message) -> None:
+        """No prefix commands (everything is a slash command); the cogs' listeners see
+        every message. Not processing commands keeps "@colorbot hi" from logging a
+        CommandNotFound error."""
+
     async def on_ready(self) -> None:
         log.info("connected as %s to %d guild(s)", self.user, len(self.guilds))
 

@@ -3,6 +3,10 @@
 The bot object runs in the test's event loop and connects over real HTTP and a real
 websocket; colorings come from the in-process worker with a tiny family, votes land in
 a SQLite database migrated by Alembic.
+
+All of it runs in one event loop for the session (the e2e modules set
+`pytestmark = E2E` from helpers), so the in-process worker, whose start-up loads and warms up every
+member, is started once; the fake Discord, the database and the bot are new per test.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from bot.app import ColorBot
 from colorbot.settings import Settings
@@ -22,7 +27,7 @@ def family_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_family(tmp_path_factory.mktemp("family"))
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def fake():
     async with FakeDiscord(token=TOKEN) as fake:
         yield fake
@@ -47,7 +52,7 @@ def settings(tmp_path: Path, fake: FakeDiscord, family_dir: Path) -> Settings:
     )
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def database(settings: Settings):
     from db import Database
 
@@ -57,7 +62,7 @@ async def database(settings: Settings):
     await db.close()
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def worker(family_dir: Path):
     from bot.worker_client import InProcessWorker
 
@@ -70,7 +75,7 @@ def make_bot(settings: Settings, worker, database) -> ColorBot:
     return ColorBot(settings, worker=worker, store=database, guild_ready_timeout=0.05)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def bot(world: World, settings: Settings, worker, database):
     bot = make_bot(settings, worker, database)
     task = await start_bot(bot, world.fake)

@@ -7,9 +7,13 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from PIL import Image, ImageDraw
 
 from tests.fakediscord import FakeDiscord, FakeGuild, FakeUser, StoredFile
+
+# End-to-end tests share the session's event loop (and so one in-process worker).
+E2E = pytest.mark.asyncio(loop_scope="session")
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.fake.token-for-tests-only"
 # The default members' names and voting emoji (the vote keys), tiny networks.
@@ -24,6 +28,7 @@ def build_tiny_family(root: Path) -> Path:
     from models.family import Family, FamilyMember, save_weights
     from models.unet import UNet, UNetConfig
 
+    root.mkdir(parents=True, exist_ok=True)
     # artworks has a growing-up picture (a two-frame GIF), as trained members do.
     frames = [Image.new("RGB", (16, 16), color) for color in ("white", "orange")]
     frames[0].save(root / "artworks-growing-up.gif", save_all=True, append_images=frames[1:])

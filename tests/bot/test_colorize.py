@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from tests.bot.helpers import eventually, page_file
+from tests.bot.helpers import E2E, eventually, page_file
 from tests.fakediscord.server import DEFERRED_CHANNEL_MESSAGE
+
+pytestmark = E2E
 
 
 async def test_colorize_with_one_member_defers_then_follows_up(world, bot, database):

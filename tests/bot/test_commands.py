@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from tests.bot.helpers import MEMBERS, eventually, page_file
+from tests.bot.helpers import E2E, MEMBERS, eventually, page_file
 from tests.fakediscord.server import CHANNEL_MESSAGE
+
+pytestmark = E2E
 
 
 def answer(fake, interaction):

@@ -6,8 +6,10 @@ import dataclasses
 
 from bot.worker_client import WorkerError
 from tests.bot.conftest import make_bot
-from tests.bot.helpers import page_file, start_bot, stop_bot
+from tests.bot.helpers import E2E, page_file, start_bot, stop_bot
 from tests.fakediscord import StoredFile
+
+pytestmark = E2E
 
 
 async def test_bad_attachment_gets_a_kind_message_and_the_next_page_is_served(world, bot):

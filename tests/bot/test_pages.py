@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.bot.helpers import MEMBERS, page_file
+from tests.bot.helpers import E2E, MEMBERS, page_file
+
+pytestmark = E2E
 
 
 async def test_posted_page_gets_every_members_coloring_and_reactions(world, bot):

@@ -8,9 +8,10 @@ import signal
 import sys
 from pathlib import Path
 
-from bot.cli import run_bot
-from tests.bot.helpers import TOKEN, page_file
+from tests.bot.helpers import E2E, TOKEN, page_file
 from tests.fakediscord import StoredFile
+
+pytestmark = E2E
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,54 +59,3 @@ async def test_colorbot_run_serves_pages_and_never_logs_the_token(world, tmp_pat
     assert TOKEN not in output
     # Nor any recognisable part of it (e.g. the first segment, the user-id part).
     assert TOKEN.split(".")[0] not in output
-
-
-def test_run_without_token_explains_and_fails(monkeypatch, capsys, tmp_path):
-    monkeypatch.chdir(tmp_path)  # no .env here
-    monkeypatch.delenv("DISCORD_TOKEN", raising=False)
-    assert run_bot(None) != 0
-    assert "DISCORD_TOKEN" in capsys.readouterr().err
-
-
-def test_settings_repr_hides_the_token():
-    from colorbot.settings import Settings
-
-    settings = Settings.from_env({"DISCORD_TOKEN": TOKEN})
-    assert settings.discord_token == TOKEN
-    assert TOKEN not in repr(settings) and TOKEN not in str(settings)
-
-
-def test_redact_filter_masks_the_token_in_messages_and_tracebacks(caplog):
-    import logging
-
-    from bot.logs import MASK, RedactToken
-
-    logger = logging.getLogger("test.redact")
-    caplog.handler.addFilter(RedactToken(TOKEN))
-    with caplog.at_level(logging.INFO, logger="test.redact"):
-        logger.info("token is %s", TOKEN)
-        try:
-            raise RuntimeError(f"bad {TOKEN}")
-        except RuntimeError:
-            logger.exception("failed")
-    assert TOKEN not in caplog.text
-    assert MASK in caplog.text
-
-
-def test_dotenv_fills_only_unset_variables(tmp_path, monkeypatch):
-    from bot.cli import load_dotenv
-
-    env_file = tmp_path / ".env"
-    env_file.write_text("# comment\nCOLORBOT_T1='from file'\nexport COLORBOT_T2=x\n"
-                        "COLORBOT_T3=\n\nnot a line\n", encoding="utf-8")
-    monkeypatch.setenv("COLORBOT_T2", "from environment")
-    monkeypatch.delenv("COLORBOT_T1", raising=False)
-    monkeypatch.delenv("COLORBOT_T3", raising=False)
-    load_dotenv(env_file)
-    import os
-
-    assert os.environ["COLORBOT_T1"] == "from file"
-    assert os.environ["COLORBOT_T2"] == "from environment"
-    assert os.environ["COLORBOT_T3"] == ""
-    for key in ("COLORBOT_T1", "COLORBOT_T3"):
-        monkeypatch.delenv(key)

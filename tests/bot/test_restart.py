@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from tests.bot.conftest import make_bot
-from tests.bot.helpers import eventually, page_file, start_bot, stop_bot
+from tests.bot.helpers import E2E, eventually, page_file, start_bot, stop_bot
+
+pytestmark = E2E
 
 
 async def test_vote_after_restart_counts(world, settings, worker, database):

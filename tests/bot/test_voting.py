@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.bot.helpers import eventually, page_file
+from tests.bot.helpers import E2E, eventually, page_file
+
+pytestmark = E2E
 
 
 async def live_votes(database, fake, reply):

@@ -11,6 +11,7 @@ from bot.coloring import Page, check_rate, color_page, discord_files, finish_rep
 from bot.errors import UserError
 
 DEFAULT_FILESIZE_LIMIT = 10 * 1024 * 1024
+MIN_STRENGTH, MAX_STRENGTH = 0.5, 2.0
 
 
 class Colorize(commands.Cog):
@@ -28,11 +29,13 @@ class Colorize(commands.Cog):
         interaction: discord.Interaction,
         page: discord.Attachment,
         model: str | None = None,
-        strength: app_commands.Range[float, 0.5, 2.0] = 1.0,
+        strength: app_commands.Range[float, MIN_STRENGTH, MAX_STRENGTH] = 1.0,
     ) -> None:
         """Color a page with one family member, or with the whole family."""
         # Acknowledge first: Discord gives us 3 s, coloring takes longer.
         await interaction.response.defer(thinking=True)
+        if not MIN_STRENGTH <= strength <= MAX_STRENGTH:  # Discord checks; a proxy may not
+            raise UserError(f"Strength goes from {MIN_STRENGTH} (soft) to {MAX_STRENGTH} (bold).")
         members = None
         if model:
             known = {m["name"] for m in self.bot.family_members}

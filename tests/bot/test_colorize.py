@@ -59,3 +59,16 @@ async def test_unknown_model_gets_a_kind_answer(world, bot):
     message = fake.messages[interaction.followup_ids[0]]
     assert "no family member called **picasso**" in message.content
     assert message.files == []
+
+
+async def test_strength_out_of_range_is_explained(world, bot):
+    fake = world.fake
+    interaction = await fake.slash(world.alice, world.general, "colorize",
+                                   {"page": page_file(), "strength": 5.0})
+    await fake.wait_until(lambda: interaction.followup_ids, 20)
+    message = fake.messages[interaction.followup_ids[0]]
+    assert "from 0.5 (soft) to 2.0 (bold)" in message.content
+    assert message.files == []
+    # Discord's own check: the command tells it the range.
+    [strength] = [o for o in fake.command("colorize")["options"] if o["name"] == "strength"]
+    assert (strength["min_value"], strength["max_value"]) == (0.5, 2.0)

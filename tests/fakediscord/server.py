@@ -380,7 +380,7 @@ class FakeDiscord:
             "type": 0,
         })
 
-    def _command(self, name: str) -> dict[str, Any]:
+    def command(self, name: str) -> dict[str, Any]:
         for command in self.commands:
             if command["name"] == name:
                 return command
@@ -397,7 +397,7 @@ class FakeDiscord:
         subcommand: str | None,
         focused: str | None,
     ) -> FakeInteraction:
-        command = self._command(name)
+        command = self.command(name)
         declared = command.get("options", [])
         if subcommand is not None:
             sub = next(o for o in declared if o["name"] == subcommand)

@@ -102,3 +102,61 @@ async def test_worker_down_and_database_hiccup_are_explained(world, settings, wo
             assert expected in fake.messages[followups[0]].content
         finally:
             await stop_bot(bot, task)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_no_worker_reachable_bot_still_starts_and_explains(world, settings, database):
+    """WORKER_URLS pointing at nothing: the real HTTP client retries, gives up kindly,
+    and the bot stays up (it keeps looking for the family in the background)."""
+    from bot.worker_client import WorkerClient
+
+    fake = world.fake
+    client = WorkerClient([f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"],
+                          timeout=5, backoff_s=0.01, connect_timeout=1)
+    bot = make_bot(settings, client, database)
+    task = await start_bot(bot, fake)
+    try:
+        assert bot.family_members == []
+        page = await fake.post_message(world.coloring, world.alice, files=[page_file()])
+        reply = await world.reply_to(page)
+        assert "busy or unreachable" in reply.content
+        assert reply.files == []
+    finally:
+        await stop_bot(bot, task)
+        await client.close()
+
+
+class LateWorker:
+    """A worker that is not up yet when the bot starts, then is."""
+
+    def __init__(self, real):
+        self.real = real
+        self.calls = 0
+
+    async def family(self):
+        self.calls += 1
+        if self.calls == 1:
+            raise WorkerError("not yet", retryable=True)
+        return await self.real.family()
+
+    async def colorize(self, *args, **kwargs):
+        return await self.real.colorize(*args, **kwargs)
+
+
+async def test_worker_that_comes_up_after_the_bot(world, settings, worker, database):
+    fake = world.fake
+    bot = make_bot(settings, LateWorker(worker), database)
+    task = await start_bot(bot, fake)
+    try:
+        page = await fake.post_message(world.coloring, world.alice, files=[page_file()])
+        reply = await world.reply_to(page)
+        assert len(reply.files) == 5
+    finally:
+        await stop_bot(bot, task)

@@ -18,7 +18,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from bot.errors import user_message
+from bot.errors import GENERIC_MESSAGE, user_message
 from bot.ratelimit import RateLimiter
 from colorbot.settings import Settings
 
@@ -67,7 +67,7 @@ async def report_interaction_error(interaction: discord.Interaction, error: Base
     in the log."""
     message = user_message(error)
     command = interaction.command.qualified_name if interaction.command else "?"
-    if message.startswith("Something went wrong"):
+    if message == GENERIC_MESSAGE:  # unexpected: the traceback belongs in the log
         log.error("/%s failed", command, exc_info=error)
     else:
         log.info("/%s: %s (%s)", command, message, type(error).__name__)
@@ -81,6 +81,11 @@ async def report_interaction_error(interaction: discord.Interaction, error: Base
 
 
 class ColorBot(commands.AutoShardedBot):
+    """colorbot on Discord. `settings` say where Discord, the database and the workers
+    are; `worker`, `store` (a `db.Database`) and `leaderboard` may be given ready-made
+    (tests, benchmarks), otherwise `setup_hook` opens them from the settings and
+    `close()` closes them. Extra keyword arguments go to discord.py."""
+
     def __init__(
         self,
         settings: Settings,

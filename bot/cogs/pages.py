@@ -9,7 +9,7 @@ from discord.ext import commands
 
 from bot.app import ColorBot
 from bot.coloring import Page, check_rate, color_page, discord_files, finish_reply, read_attachment
-from bot.errors import user_message
+from bot.errors import GENERIC_MESSAGE, user_message
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class Pages(commands.Cog):
                      colored.ms)
         except Exception as exc:
             text = user_message(exc)
-            if text.startswith("Something went wrong"):
+            if text == GENERIC_MESSAGE:
                 log.error("page %s failed", attachment.filename, exc_info=exc)
             else:
                 log.info("page %s refused: %s", attachment.filename, text)

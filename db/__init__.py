@@ -50,6 +50,7 @@ Votes (raw reaction events: message id, emoji, user id; works after restarts)
     vote_counts(guild_id=None) -> list[MemberVotes]       (/leaderboard by counts)
     voted_pages(guild_id=None) -> list[VotedPage]         vote + alternatives seen
     forget_user(user_id) -> ForgetResult                  /forget (files too)
+    collect_garbage(min_age_seconds=3600) -> int          unreferenced stored images
 
 Family member versions and training runs
     ensure_member_version(member, version, weights_sha256=None) -> MemberVersion

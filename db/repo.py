@@ -902,9 +902,47 @@ class Database:
             return set((await s.execute(used)).scalars())
 
         still_used = await self.run(tx, write=False)
+        return await asyncio.to_thread(self._delete_files, candidates - still_used)
+
+    def _delete_files(self, shas: Iterable[str]) -> int:
+        """Delete stored files; one that cannot be deleted is logged, not raised (the
+        records are gone already; `collect_garbage` tries again later)."""
+        assert self.store is not None
+        deleted = 0
+        for sha in shas:
+            try:
+                deleted += self.store.delete(sha)
+            except OSError:
+                log.warning("could not delete stored image %s", sha, exc_info=True)
+        return deleted
+
+    async def collect_garbage(self, *, min_age_seconds: float = 3600.0) -> int:
+        """Delete stored images no page or coloring refers to (left by a failed
+        write, or by a /forget racing a new post); returns how many. Files younger
+        than `min_age_seconds` are kept: they may belong to a record being written."""
+        if self.store is None:
+            return 0
         store = self.store
-        gone = [sha for sha in candidates - still_used]
-        return sum(await asyncio.to_thread(lambda: [store.delete(sha) for sha in gone]))
+
+        def files() -> dict[str, float]:
+            if not store.root.is_dir():
+                return {}
+            return {
+                p.name: p.stat().st_mtime
+                for p in store.root.glob("??/??/*")
+                if p.is_file() and not p.name.startswith(".")
+            }
+
+        on_disk = await asyncio.to_thread(files)
+
+        async def tx(s: AsyncSession) -> set[str]:
+            used = union(select(Page.sha256), select(Coloring.sha256))
+            return set((await s.execute(used)).scalars())
+
+        used = await self.run(tx, write=False)
+        cutoff = utcnow().timestamp() - min_age_seconds
+        unused = [sha for sha, mtime in on_disk.items() if sha not in used and mtime < cutoff]
+        return await asyncio.to_thread(self._delete_files, unused)
 
     # ---------------------------------------------------------- member versions
 

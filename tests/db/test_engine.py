@@ -12,7 +12,6 @@ from sqlalchemy.pool import NullPool
 from db import Database, DatabaseUnavailable
 from db.engine import create_engine, normalize_url
 from db.repo import Database as _Database
-from tests.db.conftest import SKIP_POSTGRES
 
 
 @pytest.mark.parametrize(
@@ -73,8 +72,6 @@ async def test_a_locked_sqlite_database_becomes_database_unavailable(tmp_path: P
     await db.close()
 
 
-@pytest.mark.postgres
-@pytest.mark.skipif(SKIP_POSTGRES, reason="COLORBOT_SKIP_POSTGRES is set")
 async def test_an_unreachable_postgres_becomes_database_unavailable() -> None:
     # Port 9 (discard) on localhost: nothing listens, the connection is refused.
     db = Database("postgresql://postgres@127.0.0.1:9/test", attempts=2)

@@ -282,6 +282,23 @@ async def test_forget_user_deletes_their_pages_votes_and_unshared_files(db: Data
     assert (await db.forget_user(1)).pages == 0
 
 
+async def test_collect_garbage_deletes_only_old_unreferenced_files(db: Database) -> None:
+    import os
+
+    page_id, _ = await posted_page(db, message_id=196, reply_id=197)
+    assert db.store is not None
+    orphan = db.store.put(png("a write that never made it to the database"))
+    fresh_orphan = db.store.put(png("being recorded right now"))
+    old = db.store.path(orphan).stat().st_mtime - 7200
+    os.utime(db.store.path(orphan), (old, old))
+
+    assert await db.collect_garbage() == 1
+    assert not db.store.exists(orphan)
+    assert db.store.exists(fresh_orphan)
+    assert db.store.exists((await db.get_page(page_id)).sha256)
+    assert all(db.store.exists(r.sha256) for r in await db.page_colorings(page_id))
+
+
 # ---------------------------------------------------------- member versions
 
 

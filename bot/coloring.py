@@ -134,7 +134,7 @@ async def color_page(
 async def _sheet(bot: ColorBot, page_png: bytes, colorings: list[Any]) -> bytes | None:
     if len(colorings) < 2:
         return None  # one member: its coloring alone says it all
-    labelled = [(f"{c.emoji} {c.member}", c.png) for c in colorings]
+    labelled = [(c.member, c.emoji, c.png) for c in colorings]
     return await bot.loop.run_in_executor(None, contact_sheet_png, page_png, labelled)
 
 

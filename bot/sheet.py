@@ -1,13 +1,16 @@
 """The contact sheet shown first in a reply: the page and every member's coloring.
 
-Uses the colorizing core's `models.sheet.contact_sheet` when it is there; it only needs
-Pillow. Until then (or if it fails), a plain Pillow grid with a label under each image.
+The colorizing core's `models.sheet.contact_sheet` draws it when the core is already
+loaded in this process (the in-process worker); it imports `models.family`, hence
+torch, which a bot talking to remote workers must not load. Otherwise (or if it fails)
+a plain Pillow grid with a label under each image.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import sys
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -23,21 +26,21 @@ def _open(data: bytes) -> Image.Image:
     return image.convert("RGB")
 
 
-def contact_sheet_png(page_png: bytes, colorings: list[tuple[str, bytes]]) -> bytes:
-    """PNG bytes of the page followed by each (label, coloring PNG)."""
+def contact_sheet_png(page_png: bytes, colorings: list[tuple[str, str, bytes]]) -> bytes:
+    """PNG bytes of the page followed by each (member name, emoji, coloring PNG)."""
     page = _open(page_png)
-    images = [(label, _open(data)) for label, data in colorings]
+    images = [((name, emoji), _open(data)) for name, emoji, data in colorings]
     sheet = None
-    try:
-        from models.sheet import contact_sheet  # Pillow only; no torch
+    if "torch" in sys.modules:  # the core is loaded anyway: use its nicer sheet
+        try:
+            from models.sheet import contact_sheet
 
-        sheet = contact_sheet(page, images)
-    except ImportError:
-        pass
-    except Exception:
-        log.warning("models.sheet.contact_sheet failed; using the plain grid", exc_info=True)
+            sheet = contact_sheet(page, images)
+        except Exception:
+            log.warning("models.sheet.contact_sheet failed; using the plain grid",
+                        exc_info=True)
     if sheet is None:
-        sheet = _grid([("page", page), *images])
+        sheet = _grid([("page", page), *((f"{e} {n}", im) for (n, e), im in images)])
     out = io.BytesIO()
     sheet.save(out, "PNG")
     return out.getvalue()

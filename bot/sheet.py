@@ -17,7 +17,8 @@ from PIL import Image, ImageDraw, ImageFont
 log = logging.getLogger(__name__)
 
 THUMB = 320  # long side of each tile, pixels
-LABEL_HEIGHT = 22
+LABEL_HEIGHT = 18
+PAD = 8
 
 
 def _open(data: bytes) -> Image.Image:
@@ -47,18 +48,25 @@ def contact_sheet_png(page_png: bytes, colorings: list[tuple[str, str, bytes]]) 
 
 
 def _grid(tiles: list[tuple[str, Image.Image]]) -> Image.Image:
-    columns = min(len(tiles), 3)
-    rows = -(-len(tiles) // columns)
-    cell_w, cell_h = THUMB, THUMB + LABEL_HEIGHT
-    sheet = Image.new("RGB", (columns * cell_w, rows * cell_h), "white")
-    draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default()
-    for i, (label, image) in enumerate(tiles):
+    """Tiles in rows of up to five (the page and four members fit one row), each
+    labelled right under its picture."""
+    thumbs = []
+    for _, image in tiles:
         thumb = image.copy()
         thumb.thumbnail((THUMB, THUMB))
-        x, y = (i % columns) * cell_w, (i // columns) * cell_h
-        sheet.paste(thumb, (x + (THUMB - thumb.width) // 2, y + (THUMB - thumb.height) // 2))
+        thumbs.append(thumb)
+    columns = min(len(tiles), 5)
+    rows = -(-len(tiles) // columns)
+    cell_w = THUMB + PAD
+    cell_h = max(t.height for t in thumbs) + LABEL_HEIGHT + PAD
+    sheet = Image.new("RGB", (columns * cell_w + PAD, rows * cell_h + PAD), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default()
+    for i, ((label, _), thumb) in enumerate(zip(tiles, thumbs, strict=True)):
+        x, y = PAD + (i % columns) * cell_w, PAD + (i // columns) * cell_h
+        sheet.paste(thumb, (x + (THUMB - thumb.width) // 2, y))
         # Emoji do not render in the default bitmap font: label with the ASCII part.
         text = label.encode("ascii", "ignore").decode().strip() or f"#{i}"
-        draw.text((x + 6, y + THUMB + 4), text, fill="black", font=font)
+        draw.text((x + (THUMB - thumb.width) // 2, y + thumb.height + 4), text, fill="black",
+                  font=font)
     return sheet

@@ -277,10 +277,22 @@ async def promote(
     before = Family.load(root).get(member)
     entry = install_version(root, member, version, reason or "promoted")
     if db is not None:
+        from db import NotFound
+
         try:
             await db.ensure_member_version(
                 member, before.version, weights_sha256=before.weights_sha256 or None
             )
+            try:
+                await db.get_member_version(member, version)
+            except NotFound:
+                # A version made outside a retrain cycle: record it with its parent.
+                await db.add_member_version(
+                    member,
+                    version=version,
+                    parent_version=int(entry.extra.get("parent_version", before.version)),
+                    weights_sha256=entry.weights_sha256 or None,
+                )
             await db.promote(member, version, reason=reason)
         except Exception:
             # Keep the family and the record in step: put the old version back.

@@ -1,0 +1,183 @@
+"""The learning-from-votes must-show run (issue 5): 2,000 simulated votes -> one retrain cycle.
+
+    nice -n 10 .venv/bin/python benchmarks/retrain_cycle.py \
+        --family models/family --datasets /work/datasets --votes 2000
+
+1. copies the family to a work folder (the bundled one is never modified) and opens a
+   fresh SQLite database there;
+2. simulated voters with a hidden taste vote on the family's colorings of real pages
+   (val/test splits of the datasets) through `db.Database` — the bot's own code;
+3. the Bradley–Terry leaderboard from the db, compared with the taste's own order;
+4. one timed retrain cycle (`training.retrain.run_cycle`) from those votes;
+5. on *fresh* pages (never voted on, never trained on), each member's new version
+   against its parent under the hidden taste.
+
+Prints a summary and writes it as JSON (and the leaderboard chart) under --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from db import Database  # noqa: E402
+from models.family import Family  # noqa: E402
+from training.leaderboard import chart_png, format_table, leaderboard_rows  # noqa: E402
+from training.promotion import load_version_entry  # noqa: E402
+from training.retrain import CycleConfig, FinetuneConfig, color_with, run_cycle  # noqa: E402
+from training.simulate import TASTES, dataset_pages, simulate_votes, synthetic_page  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--family", default="models/family")
+    p.add_argument("--datasets", default="/work/datasets")
+    p.add_argument("--work", default="/tmp/colorbot-retrain-bench", help="scratch folder")
+    p.add_argument("--out", default="benchmarks/results", help="where the summary goes")
+    p.add_argument("--votes", type=int, default=2000)
+    p.add_argument("--votes-per-page", type=int, default=8)
+    p.add_argument("--voters", type=int, default=60)
+    p.add_argument("--taste", choices=sorted(TASTES), default="warm")
+    p.add_argument("--fresh-pages", type=int, default=60, help="pages for the after-check")
+    p.add_argument("--steps", type=int, default=80, help="fine-tuning steps per member")
+    p.add_argument("--size", type=int, default=128, help="fine-tuning page size")
+    p.add_argument("--judge-steps", type=int, default=400)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+async def main(args: argparse.Namespace) -> dict:
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    shutil.rmtree(work, ignore_errors=True)
+    root = work / "family"
+    shutil.copytree(args.family, root, ignore=shutil.ignore_patterns("versions", "*.tmp"))
+    family = Family.load(root)
+    taste = TASTES[args.taste]
+    out: dict = {
+        "family": str(Path(args.family).resolve()),
+        "taste": args.taste,
+        "members": {m.name: {"version": m.version, "extra": m.extra} for m in family.members},
+    }
+
+    n_pages = -(-args.votes // args.votes_per_page)
+    pool = dataset_pages(
+        args.datasets, splits=("val", "test"), limit=n_pages + args.fresh_pages, seed=args.seed
+    )
+    if len(pool) < n_pages + args.fresh_pages:
+        from training.simulate import PageSource
+
+        pool += [
+            PageSource(synthetic_page(k, 256), f"synthetic:{k}")
+            for k in range(n_pages + args.fresh_pages - len(pool))
+        ]
+    vote_pages, fresh = pool[:n_pages], pool[n_pages : n_pages + args.fresh_pages]
+    out["pages"] = {
+        "voted": len(vote_pages),
+        "fresh": len(fresh),
+        "collections": sorted({p.collection for p in pool[: n_pages + len(fresh)]}),
+    }
+
+    db = Database(f"sqlite+aiosqlite:///{work / 'votes.sqlite3'}", store_dir=work / "store")
+    await db.upgrade()
+    try:
+        t0 = time.perf_counter()
+        sim = await simulate_votes(
+            db,
+            family,
+            vote_pages,
+            taste=taste,
+            n_votes=args.votes,
+            n_voters=args.voters,
+            guilds=(1, 2, 3),
+            seed=args.seed,
+        )
+        out["simulation"] = sim.to_dict()
+        print(
+            f"simulated {sim.votes} votes on {sim.pages} pages in {time.perf_counter() - t0:.0f}s;"
+            f" votes for the taste's favourite: {sim.taste_best_share:.0%}",
+            flush=True,
+        )
+
+        rows = await leaderboard_rows(db, rounds=200)
+        board = [r.member for r in rows]
+        out["leaderboard"] = [r.to_dict() for r in rows]
+        out["taste_order"] = sim.taste_order
+        out["leaderboard_matches_taste"] = board == sim.taste_order
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "retrain_cycle_leaderboard.png").write_bytes(
+            chart_png(rows, f"Leaderboard from {sim.votes} simulated votes ({args.taste} taste)")
+        )
+        print(format_table(rows))
+        print("hidden taste order:", sim.taste_order, flush=True)
+
+        cfg = CycleConfig(
+            finetune=FinetuneConfig(size=args.size, steps=args.steps, seed=args.seed),
+            judge_steps=args.judge_steps,
+            datasets_root=args.datasets,
+            seed=args.seed,
+        )
+        t0 = time.perf_counter()
+        report = await run_cycle(db, root, cfg, judge_dir=work / "judge")
+        cycle_s = time.perf_counter() - t0
+        out["cycle"] = report.to_dict()
+        out["cycle_seconds"] = round(cycle_s, 1)
+        print(f"retrain cycle: {cycle_s:.0f}s; judge {report.judge}", flush=True)
+        for m in report.members:
+            print(f"  {m.member} v{m.version}: {'PROMOTED' if m.promoted else 'kept'} ({m.reason})")
+
+        # Fresh pages: candidate (whether promoted or not) vs parent, under the hidden taste.
+        family = Family.load(root)
+        images = [p.image for p in fresh]
+        after: dict = {}
+        wins = total = 0
+        for m in report.members:
+            parent = load_version_entry(root, m.member, m.parent_version)
+            cand = load_version_entry(root, m.member, m.version)
+            par = [taste.score(c) for c in color_with(family, parent, images)]
+            new = [taste.score(c) for c in color_with(family, cand, images)]
+            w = int(sum(n > p for n, p in zip(new, par, strict=True)))
+            after[m.member] = {
+                "wins": w,
+                "pages": len(images),
+                "win_rate": w / len(images),
+                "taste_parent": float(np.mean(par)),
+                "taste_candidate": float(np.mean(new)),
+            }
+            wins += w
+            total += len(images)
+        out["fresh_pages_vs_parent"] = after
+        out["fresh_win_rate"] = wins / max(1, total)
+        out["must_show"] = {
+            "judge_heldout_accuracy": report.judge["heldout_accuracy"],
+            "judge_ok (>= 0.80)": report.judge["heldout_accuracy"] >= 0.80,
+            "retrained_beat_parent_rate": round(out["fresh_win_rate"], 4),
+            "retrained_ok (>= 0.65)": out["fresh_win_rate"] >= 0.65,
+            "leaderboard_matches_taste": out["leaderboard_matches_taste"],
+            "cycle_seconds": out["cycle_seconds"],
+            "cycle_ok (<= 900)": out["cycle_seconds"] <= 900,
+        }
+        print(json.dumps({"fresh_pages_vs_parent": after, "must_show": out["must_show"]}, indent=2))
+        return out
+    finally:
+        await db.close()
+
+
+if __name__ == "__main__":
+    a = parse_args()
+    result = asyncio.run(main(a))
+    Path(a.out).mkdir(parents=True, exist_ok=True)
+    path = Path(a.out) / "retrain_cycle.json"
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    print("written", path)

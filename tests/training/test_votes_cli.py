@@ -1,0 +1,91 @@
+"""`colorbot leaderboard / promote / rollback` through the registered subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+import pytest
+
+from db import Database
+from models.family import Family
+from tests.training.votes_helpers import fake_colorize, tiny_family
+from training.promotion import save_candidate
+from training.simulate import HiddenTaste, pages_for_simulation, simulate_votes
+from training.votes_cli import register_vote_commands
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="colorbot")
+    register_vote_commands(parser.add_subparsers(dest="command"))
+    return parser
+
+
+def _run(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    return args.handler(args)
+
+
+@pytest.fixture
+def data(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLORBOT_DATA", str(tmp_path / "data"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("COLORBOT_FAMILY", str(tmp_path / "family"))
+    monkeypatch.delenv("WORKER_URLS", raising=False)
+    family = tiny_family(tmp_path / "family")
+
+    async def vote() -> None:
+        db = Database(
+            f"sqlite+aiosqlite:///{tmp_path / 'data' / 'colorbot.sqlite3'}",
+            store_dir=tmp_path / "data" / "store",
+        )
+        await db.upgrade()
+        pages = pages_for_simulation(10, None, seed=1, size=48)
+        await simulate_votes(
+            db,
+            family,
+            pages,
+            taste=HiddenTaste(temperature=0.3),
+            n_votes=40,
+            n_voters=4,
+            guilds=(7,),
+            colorize=fake_colorize,
+        )
+        await db.close()
+
+    asyncio.run(vote())
+    return tmp_path
+
+
+def test_all_commands_are_registered():
+    parser = _parser()
+    for argv in (
+        ["leaderboard"],
+        ["retrain"],
+        ["promote", "x", "2"],
+        ["rollback", "x"],
+        ["simulate-votes"],
+    ):
+        assert callable(parser.parse_args(argv).handler)
+
+
+def test_leaderboard_json_and_chart(data, capsys):
+    assert _run(["leaderboard", "--json", "--rounds", "10", "--chart", str(data / "c.png")]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["rank"] == 1 and {"member", "rating", "lower", "upper"} <= set(rows[0])
+    assert (data / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert _run(["leaderboard", "--guild", "7", "--rounds", "5"]) == 0
+    assert "rating" in capsys.readouterr().out
+    assert _run(["leaderboard", "--guild", "999", "--rounds", "5"]) == 0
+    assert "no votes yet" in capsys.readouterr().out
+
+
+def test_promote_and_rollback_commands(data, capsys):
+    family = Family.load(data / "family")
+    save_candidate(family, "sunny", family.network("sunny"), 2, {})
+    assert _run(["promote", "sunny", "2"]) == 0
+    assert Family.load(data / "family").get("sunny").version == 2
+    assert _run(["rollback", "sunny"]) == 0
+    assert Family.load(data / "family").get("sunny").version == 1
+    assert "rolled back to v1" in capsys.readouterr().out

@@ -1,0 +1,290 @@
+"""`colorbot` subcommands for learning from votes.
+
+    colorbot leaderboard [--guild ID] [--json] [--chart FILE]
+    colorbot retrain [--members a,b] [--no-promote] [--every MINUTES]
+    colorbot promote MEMBER VERSION
+    colorbot rollback MEMBER
+    colorbot simulate-votes [--votes 2000] [--taste warm]
+
+`training/cli.py` calls `register_vote_commands(subparsers)`. Heavy imports (torch)
+happen inside the handlers, so `colorbot --help` stays fast.
+
+The family these commands change is `COLORBOT_FAMILY` (or `--family`). The bundled
+family inside the package is never modified: without `COLORBOT_FAMILY`, the first
+retrain copies it to `<COLORBOT_DATA>/family` — point the worker there
+(`COLORBOT_FAMILY`) to serve promoted versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def register_vote_commands(subparsers: Any) -> None:
+    p = subparsers.add_parser("leaderboard", help="rank the family by votes (Bradley–Terry)")
+    p.add_argument("--guild", type=int, default=None, help="one guild's votes (default: all)")
+    p.add_argument("--json", action="store_true", help="print JSON rows")
+    p.add_argument("--chart", type=Path, default=None, help="also write the chart PNG here")
+    p.add_argument("--rounds", type=int, default=200, help="bootstrap rounds for the intervals")
+    p.add_argument("--by-version", action="store_true", help="rank member versions")
+    p.set_defaults(handler=_leaderboard)
+
+    p = subparsers.add_parser("retrain", help="learn from the votes: judge, fine-tune, gate")
+    _family_arg(p)
+    p.add_argument("--members", default="", help="comma list (default: the whole family)")
+    p.add_argument(
+        "--datasets",
+        default=None,
+        help="datasets root for evaluation (default: $COLORBOT_DATASETS or <data>/datasets)",
+    )
+    p.add_argument("--steps", type=int, default=80, help="fine-tuning steps per member")
+    p.add_argument("--size", type=int, default=128, help="fine-tuning page size (px)")
+    p.add_argument("--judge-steps", type=int, default=400)
+    p.add_argument("--guild", type=int, default=None, help="learn from one guild's votes only")
+    p.add_argument("--no-promote", action="store_true", help="record candidates, promote none")
+    p.add_argument(
+        "--every",
+        type=float,
+        default=0.0,
+        help="run again every N minutes (the compose trainer service)",
+    )
+    p.add_argument("--json", action="store_true", help="print the cycle report as JSON")
+    p.set_defaults(handler=_retrain)
+
+    p = subparsers.add_parser("promote", help="serve a member version (no gate)")
+    _family_arg(p)
+    p.add_argument("member")
+    p.add_argument("version", type=int)
+    p.add_argument("--reason", default="promoted by hand")
+    p.set_defaults(handler=_promote)
+
+    p = subparsers.add_parser("rollback", help="serve the parent of a member's served version")
+    _family_arg(p)
+    p.add_argument("member")
+    p.add_argument("--reason", default="rolled back by hand")
+    p.set_defaults(handler=_rollback)
+
+    p = subparsers.add_parser(
+        "simulate-votes", help="simulated voters with a hidden taste vote on real pages"
+    )
+    _family_arg(p)
+    p.add_argument("--votes", type=int, default=2000)
+    p.add_argument("--votes-per-page", type=int, default=8)
+    p.add_argument("--voters", type=int, default=60)
+    p.add_argument("--taste", default="warm", help="warm | vivid | flat")
+    p.add_argument("--datasets", default=None, help="where the pages come from (val/test)")
+    p.add_argument("--guilds", default="1,2,3", help="fake guild ids")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=_simulate)
+
+
+def _family_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--family",
+        default=None,
+        help="family folder to change (default: $COLORBOT_FAMILY or <data>/family)",
+    )
+
+
+def _settings() -> Any:
+    from colorbot.settings import Settings
+
+    return Settings.from_env()
+
+
+def _datasets_root(settings: Any, given: str | None) -> str:
+    import os
+
+    return given or os.environ.get("COLORBOT_DATASETS") or str(Path(settings.data_dir) / "datasets")
+
+
+def resolve_family(settings: Any, given: str | None) -> Path:
+    """The family folder to change; never the bundled one inside the package."""
+    from models.family import BUNDLED_FAMILY_DIR
+
+    root = Path(given or settings.family_path or Path(settings.data_dir) / "family")
+    if root.name == "manifest.json":
+        root = root.parent
+    if root.resolve() == BUNDLED_FAMILY_DIR.resolve() and not given:
+        raise SystemExit(
+            "COLORBOT_FAMILY points at the bundled family inside the package; point it at a "
+            "copy (or pass --family to change the bundled one on purpose)"
+        )
+    if not (root / "manifest.json").exists():
+        shutil.copytree(BUNDLED_FAMILY_DIR, root, dirs_exist_ok=True)
+        print(
+            f"copied the bundled family to {root}; serve it with COLORBOT_FAMILY={root}",
+            file=sys.stderr,
+        )
+    return root
+
+
+async def _open_db(settings: Any) -> Any:
+    from db import Database
+
+    db = Database.from_settings(settings)
+    await db.upgrade()
+    return db
+
+
+def _leaderboard(args: argparse.Namespace) -> int:
+    from training.leaderboard import chart_png, format_table, leaderboard_rows
+
+    async def run() -> list:
+        db = await _open_db(_settings())
+        try:
+            return await leaderboard_rows(
+                db, args.guild, rounds=args.rounds, by_version=args.by_version
+            )
+        finally:
+            await db.close()
+
+    rows = asyncio.run(run())
+    if args.json:
+        print(json.dumps([r.to_dict() for r in rows], indent=2, ensure_ascii=False))
+    else:
+        print(format_table(rows))
+    if args.chart:
+        args.chart.write_bytes(chart_png(rows))
+    return 0
+
+
+def _retrain(args: argparse.Namespace) -> int:
+    import time
+
+    import torch
+
+    from training.retrain import CycleConfig, FinetuneConfig, run_cycle
+
+    settings = _settings()
+    root = resolve_family(settings, args.family)
+    cfg = CycleConfig(
+        finetune=FinetuneConfig(size=args.size, steps=args.steps),
+        judge_steps=args.judge_steps,
+        members=[m for m in args.members.split(",") if m] or None,
+        datasets_root=_datasets_root(settings, args.datasets),
+        promote=not args.no_promote,
+        guild_id=args.guild,
+    )
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
+
+    async def once() -> Any:
+        db = await _open_db(settings)
+        try:
+            return await run_cycle(
+                db,
+                root,
+                cfg,
+                worker_urls=settings.worker_urls,
+                judge_dir=Path(settings.data_dir) / "judge",
+            )
+        finally:
+            await db.close()
+
+    while True:
+        try:
+            report = asyncio.run(once())
+        except ValueError as exc:  # nothing to learn from yet
+            print(f"retrain: {exc}", file=sys.stderr)
+            report = None
+        if report is not None:
+            if args.json:
+                print(json.dumps(report.to_dict(), indent=2, default=str))
+            else:
+                print(
+                    f"{report.votes} votes, {report.pairs} pairs on {report.pages} pages; "
+                    f"judge held-out accuracy {report.judge.get('heldout_accuracy', 0):.1%}"
+                )
+                for m in report.members:
+                    state = "PROMOTED" if m.promoted else "kept"
+                    print(f"  {m.member} v{m.parent_version} -> v{m.version}: {state} ({m.reason})")
+        if args.every <= 0:
+            return 0 if report is not None else 1
+        time.sleep(args.every * 60)
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from training.promotion import promote
+
+    settings = _settings()
+    root = resolve_family(settings, args.family)
+
+    async def run() -> Any:
+        db = await _open_db(settings)
+        try:
+            return await promote(
+                root,
+                args.member,
+                args.version,
+                db=db,
+                reason=args.reason,
+                worker_urls=settings.worker_urls,
+            )
+        finally:
+            await db.close()
+
+    entry = asyncio.run(run())
+    print(f"{entry.name} now serves v{entry.version} ({entry.weights})")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from training.promotion import rollback
+
+    settings = _settings()
+    root = resolve_family(settings, args.family)
+
+    async def run() -> Any:
+        db = await _open_db(settings)
+        try:
+            return await rollback(
+                root, args.member, db=db, reason=args.reason, worker_urls=settings.worker_urls
+            )
+        finally:
+            await db.close()
+
+    entry = asyncio.run(run())
+    print(f"{entry.name} rolled back to v{entry.version} ({entry.weights})")
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from models.family import Family
+    from training.simulate import TASTES, pages_for_simulation, simulate_votes
+
+    if args.taste not in TASTES:
+        raise SystemExit(f"unknown taste {args.taste!r}; one of {', '.join(sorted(TASTES))}")
+    settings = _settings()
+    family = Family.load(settings.family_path or None)
+    n_pages = -(-args.votes // args.votes_per_page)
+    pages = pages_for_simulation(n_pages, _datasets_root(settings, args.datasets), seed=args.seed)
+    guilds = [int(g) for g in args.guilds.split(",") if g]
+
+    async def run() -> Any:
+        db = await _open_db(settings)
+        try:
+            return await simulate_votes(
+                db,
+                family,
+                pages,
+                taste=TASTES[args.taste],
+                n_votes=args.votes,
+                n_voters=args.voters,
+                guilds=guilds,
+                seed=args.seed,
+            )
+        finally:
+            await db.close()
+
+    report = asyncio.run(run())
+    print(json.dumps(report.to_dict(), indent=2))
+    return 0

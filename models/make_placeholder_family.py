@@ -119,14 +119,16 @@ def _to_tensor(image: Image.Image) -> torch.Tensor:
 
 
 def fit(
-    net: torch.nn.Module, spec: Spec, steps: int, seed: int, size: int = 96, batch: int = 6
+    net: torch.nn.Module, spec: Spec, steps: int, seed: int, size: int = 64, batch: int = 6
 ) -> float:
     """A few Adam steps of L1 on synthetic pairs; returns the last loss."""
     rng = random.Random(seed)
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     net.train()
     loss = torch.tensor(float("nan"))
-    for _ in range(steps):
+    for step in range(steps):
+        if step and step % 20 == 0:
+            print(f"  {spec.name}: step {step}/{steps}, L1 {float(loss.detach()):.4f}", flush=True)
         pairs = [synthetic_pair(spec, size, rng) for _ in range(batch)]
         page = torch.stack([_to_tensor(p) for p, _ in pairs])
         target = normalize_lab(rgb_to_lab(torch.stack([_to_tensor(c) for _, c in pairs])))
@@ -174,7 +176,7 @@ def make_family(out: Path, steps: int, seed: int = 0, work_size: int = 256) -> F
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=BUNDLED_FAMILY_DIR)
-    parser.add_argument("--steps", type=int, default=100, help="fit steps per member (0: none)")
+    parser.add_argument("--steps", type=int, default=80, help="fit steps per member (0: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-size", type=int, default=256)
     args = parser.parse_args(argv)

@@ -21,6 +21,7 @@ Compositing (why: DESIGN.md):
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from models.colorspace import in_gamut, lab_to_rgb, normalize_l, scale_chroma
 from models.family import Family, FamilyMember
@@ -120,6 +123,26 @@ class PreparedPage:
         }
 
 
+def fuse_batchnorm(net: nn.Module) -> nn.Module:
+    """An inference copy of `net` with every BatchNorm folded into the conv before it.
+
+    Eval-mode BatchNorm is an affine map per channel, so it folds exactly into the
+    preceding convolution's weights and bias; on CPU that saves a full pass over every
+    activation (~15% of a small U-Net's time). The original network is untouched.
+    """
+    fused = copy.deepcopy(net).eval()
+    for module in fused.modules():
+        if not isinstance(module, nn.Sequential):
+            continue
+        children = list(module.named_children())
+        for (name, conv), (bn_name, bn) in zip(children, children[1:], strict=False):
+            if isinstance(bn, nn.BatchNorm2d) and isinstance(conv, nn.Conv2d | nn.ConvTranspose2d):
+                transpose = isinstance(conv, nn.ConvTranspose2d)
+                setattr(module, name, fuse_conv_bn_eval(conv, bn, transpose=transpose))
+                setattr(module, bn_name, nn.Identity())
+    return fused
+
+
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -174,6 +197,20 @@ class Colorizer:
     def __init__(self, family: Family, device: str | torch.device | None = None) -> None:
         self.family = family
         self.device = torch.device(device) if device is not None else default_device()
+        # Inference copies with BatchNorm folded, keyed by member name and checked
+        # against the family's network object, so a reloaded member is re-fused.
+        self._fused: dict[str, tuple[nn.Module, nn.Module]] = {}
+        self._fuse_lock = threading.Lock()
+
+    def network(self, name: str) -> nn.Module:
+        """The member's network on this device, ready for inference (BatchNorm folded)."""
+        net = self.family.network(name, self.device)
+        with self._fuse_lock:
+            cached = self._fused.get(name)
+            if cached is None or cached[0] is not net:
+                cached = (net, fuse_batchnorm(net))
+                self._fused[name] = cached
+            return cached[1]
 
     # ---- per page, once -------------------------------------------------------------
     def prepare(self, image: Image.Image, options: ColorizeOptions | None = None) -> PreparedPage:
@@ -214,7 +251,7 @@ class Colorizer:
     def predict(self, member: FamilyMember, pages: Sequence[PreparedPage]) -> list[torch.Tensor]:
         """One network call for all `pages`: a (C, h, w) float32 CPU prediction per page,
         LAB in network scale at the member's working resolution."""
-        net = self.family.network(member.name, self.device)
+        net = self.network(member.name)
         inputs = [page.network_input(member.work_size) for page in pages]
         height = max(x.shape[-2] for x in inputs)
         width = max(x.shape[-1] for x in inputs)

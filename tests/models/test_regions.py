@@ -1,0 +1,87 @@
+"""Inside the lines: regions, gap closing, per-region medians."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from models.images import page_lightness
+from models.regions import find_regions, region_medians, region_samples
+
+
+def _page(draw) -> np.ndarray:
+    im = Image.new("RGB", (200, 100), "white")
+    draw(ImageDraw.Draw(im))
+    return page_lightness(im)
+
+
+def test_a_line_splits_the_page_in_two():
+    r = find_regions(_page(lambda d: d.line([(100, 0), (100, 99)], fill="black", width=3)))
+    assert r.count == 2
+    assert r.labels[50, 20] != r.labels[50, 180]
+    assert r.labels[50, 100] == 0  # the line itself
+    # Every line pixel was handed to a neighbouring region.
+    assert (r.assigned > 0).all()
+    assert r.assigned[50, 99] == r.labels[50, 20]
+    assert r.assigned[50, 101] == r.labels[50, 180]
+
+
+def test_small_gaps_are_closed_big_ones_are_not():
+    def box_with_gap(gap):
+        def draw(d):
+            d.rectangle((50, 20, 150, 80), outline="black", width=2)
+            d.rectangle((99 - gap // 2, 20, 100 + gap - gap // 2 - 1, 22), fill="white")
+        return draw
+
+    closed = find_regions(_page(box_with_gap(2)), gap=2)
+    assert closed.labels[50, 100] != closed.labels[5, 5]  # inside != outside
+    open_ = find_regions(_page(box_with_gap(12)), gap=2)
+    assert open_.labels[50, 100] == open_.labels[5, 5]  # the paint leaks out
+
+
+def test_blank_page_is_one_region():
+    r = find_regions(np.full((50, 60), 100.0, dtype=np.float32))
+    assert r.count == 1 and (r.assigned == 1).all()
+
+
+def test_region_medians_match_brute_force():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 30, size=(60, 40)).astype(np.int32)
+    from models.regions import Regions
+
+    regions = Regions(labels, labels, 29)
+    samples = region_samples(regions, (60, 40))
+    pred = torch.randn(3, 60, 40)
+    colors, has = region_medians(pred, samples)
+    assert not has[0] and has[1:].all()
+    for k in (1, 13, 29):
+        values = pred[:, torch.from_numpy(labels == k)]
+        lower_median = values.sort(dim=1).values[:, (values.shape[1] - 1) // 2]
+        assert torch.allclose(colors[k], lower_median, atol=1e-6)
+
+
+def test_regions_too_small_for_the_work_grid_have_no_median():
+    page = _page(lambda d: d.rectangle((10, 10, 14, 14), outline="black", width=1))
+    r = find_regions(page, gap=0)
+    samples = region_samples(r, (10, 20))  # 10x coarser than the page
+    tiny = r.labels[12, 12]
+    assert tiny > 0 and int(samples.counts[tiny]) == 0
+
+
+def test_find_regions_is_fast_at_1024():
+    import time
+
+    im = Image.new("RGB", (1024, 1024), "white")
+    d = ImageDraw.Draw(im)
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        x, y = rng.integers(0, 900, 2)
+        d.ellipse((x, y, x + rng.integers(20, 200), y + rng.integers(20, 200)),
+                  outline="black", width=3)
+    lightness = page_lightness(im)
+    find_regions(lightness)
+    start = time.process_time()  # CPU time: robust to a busy shared machine
+    r = find_regions(lightness)
+    assert r.count > 60
+    assert time.process_time() - start < 1.0

@@ -91,8 +91,9 @@ class World:
             if not replies:
                 return None
             reply = replies[0]
-            if reply.files and len(self.fake.reactions_on(reply.id, self.fake.bot_user.id)) < \
-                    reply.content.count("**") // 2:
+            legend = [line for line in reply.content.splitlines() if line.startswith("Vote")]
+            members = legend[0].count(" **") if legend else 0
+            if len(self.fake.reactions_on(reply.id, self.fake.bot_user.id)) < members:
                 return None  # reactions still being added
             return reply
         return await self.fake.wait_until(done, timeout)

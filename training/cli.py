@@ -185,6 +185,9 @@ def _register_export(subparsers) -> None:
     p.add_argument("--collection", default="", help="dataset collection name (evaluation)")
     p.add_argument("--temperature", type=float,
                    help="U-Net classification head: annealed-mean temperature")
+    p.add_argument("--dataset-command", default="",
+                   help="the `colorbot dataset ...` command that built the data (for the card)")
+    p.add_argument("--notes", default="", help="a paragraph for the card's Notes section")
     p.add_argument("--eval", dest="eval_json", type=Path,
                    help="evaluation JSON for the card (from `colorbot evaluate`)")
     p.set_defaults(handler=_export)
@@ -200,6 +203,7 @@ def _export(args: argparse.Namespace) -> int:
         args.run, args.family or BUNDLED_FAMILY_DIR, args.name, args.emoji, args.description,
         args.work_size, trained_on=args.trained_on, license=args.license,
         collection=args.collection, net_overrides=overrides, eval_report=report,
+        notes=args.notes, dataset_command=args.dataset_command,
     )
     print(f"exported {member.name} v{member.version}: {member.weights} "
           f"({member.extra['weights_bytes'] / 1e6:.2f} MB), card {member.card}")

@@ -4,8 +4,9 @@
 `<name>.safetensors` (fp16, through `models.family.save_weights`), copies the run's
 growing-up GIF and loss curves next to it, writes the model card `<name>.md` and adds
 or replaces the member in the family's `manifest.json` (the version goes up by one
-when a member of that name was there with other weights or config). `write_card` rewrites the card later, e.g.
-with the evaluation table once `colorbot evaluate` has run on the exported member.
+when a member of that name was there with other weights or config). Exporting again
+with `eval_report` (from `colorbot evaluate` on the exported member) puts the
+evaluation table in the card and keeps the version.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ def hardware_description() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {torch.get_num_threads()} torch threads available, no GPU"
+    import os
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu} ({os.cpu_count()} cores), {gpu}"
 
 
 def _load_family(family_dir: Path) -> Family:
@@ -46,7 +50,7 @@ def export_member(run_dir: str | Path, family_dir: str | Path, name: str, emoji:
                   description: str, work_size: int, trained_on: str = "", license: str = "",
                   collection: str = "", net_overrides: dict[str, Any] | None = None,
                   eval_report: dict[str, Any] | None = None,
-                  notes: str = "") -> FamilyMember:
+                  notes: str = "", dataset_command: str = "") -> FamilyMember:
     """Export the run in `run_dir` as member `name` of the family in `family_dir`.
 
     `net_overrides` changes inference-only config fields (e.g. the classification
@@ -106,7 +110,8 @@ def export_member(run_dir: str | Path, family_dir: str | Path, name: str, emoji:
         growing_up=gif,
         weights_sha256=sha,
         extra={"collection": collection or name, "parameters": parameter_count(net),
-               "weights_bytes": size, "training": training},
+               "weights_bytes": size, "training": training,
+               "dataset_command": dataset_command},
     )
     if eval_report is not None:
         member.extra["evaluation"] = summarize_report(eval_report, name)
@@ -157,7 +162,8 @@ def write_card(family_dir: Path, member: FamilyMember, eval_report: dict[str, An
         f"- Steps: {t.get('steps')} × batch {t.get('batch_size')} (crops of "
         f"{t.get('crop_size')} px from pictures at {t.get('load_size')} px, random scale "
         "and horizontal flips, no rotations)",
-        f"- Wall time: {minutes:.1f} min on {t.get('hardware')}"
+        f"- Wall time: {minutes:.1f} min on {t.get('hardware')}, "
+        f"{t.get('config', {}).get('threads') or 'default'} torch thread(s)"
         + (f", {t.get('world_size')} processes" if t.get("world_size", 1) > 1 else ""),
         f"- Final losses: `{json.dumps({k: round(v, 4) for k, v in t.get('final_losses', {}).items() if isinstance(v, float)})}`",  # noqa: E501
         f"- Full training config: `{json.dumps(t.get('config', {}))}`",
@@ -181,6 +187,16 @@ def write_card(family_dir: Path, member: FamilyMember, eval_report: dict[str, An
         lines += ["", "## Growing up", "",
                   "The fixed validation pages, colored after each stage of training:", "",
                   f"![growing up]({member.growing_up})"]
+    dataset_cmd = member.extra.get("dataset_command") or (
+        f"colorbot dataset {member.extra.get('collection', member.name)} --out DATASET")
+    lines += ["", "## Reproduce", "", "```",
+              dataset_cmd,
+              "colorbot train --config CONFIG.json --out RUN   # CONFIG.json: the training "
+              "config above",
+              f"colorbot export RUN --name {member.name} --emoji {member.emoji} "
+              f"--work-size {member.work_size} --description '...'",
+              f"colorbot evaluate {member.name} --split test --dataset DATASET",
+              "```"]
     if notes:
         lines += ["", "## Notes", "", notes]
     path = family_dir / member.card

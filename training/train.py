@@ -151,7 +151,8 @@ def _resize_long_side(img: Image.Image, size: int) -> Image.Image:
     return img if new == img.size else img.resize(new, Image.Resampling.BILINEAR)
 
 
-def load_pair(dataset: Path, row: dict[str, Any], size: int | None) -> tuple[np.ndarray, np.ndarray]:
+def load_pair(dataset: Path, row: dict[str, Any],
+              size: int | None) -> tuple[np.ndarray, np.ndarray]:
     """(page (H, W) uint8, color (H, W, 3) uint8), long side resized to `size` if given."""
     page = Image.open(dataset / row["page"]).convert("L")
     color = Image.open(dataset / row["color"]).convert("RGB")
@@ -585,7 +586,7 @@ def loss_curves_png(history: list[dict[str, float]], path: Path, title: str = ""
         pts = [
             (box[0] + (s - steps[0]) / x_span * (box[2] - box[0]),
              box[3] - (v - lo) / (hi - lo) * (box[3] - box[1]))
-            for s, v in zip(steps, vals) if math.isfinite(v)
+            for s, v in zip(steps, vals, strict=True) if math.isfinite(v)
         ]
         draw.line(pts, fill=colors[i % 5], width=2)
         draw.text((box[2] - 90, box[3] + 2), f"step {steps[-1]}", fill=(90, 90, 90))

@@ -10,8 +10,14 @@ import pytest
 
 from models.family import Family
 from tests.training.test_train import make_toy_dataset
-from training.evaluate import (ab_only, colorfulness, evaluate, format_table, lines_kept_dark,
-                               mean_ciede2000)
+from training.evaluate import (
+    ab_only,
+    colorfulness,
+    evaluate,
+    format_table,
+    lines_kept_dark,
+    mean_ciede2000,
+)
 from training.export import export_member
 from training.train import TrainConfig, train
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import sys
 import time
@@ -45,16 +46,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--work", default="/tmp/colorbot-retrain-bench", help="scratch folder")
     p.add_argument("--out", default="benchmarks/results", help="where the summary goes")
     p.add_argument("--votes", type=int, default=2000)
-    p.add_argument("--votes-per-page", type=int, default=8)
+    p.add_argument("--votes-per-page", type=int, default=10)
     p.add_argument("--voters", type=int, default=60)
     p.add_argument("--taste", choices=sorted(TASTES), default="warm")
     p.add_argument("--fresh-pages", type=int, default=60, help="pages for the after-check")
     p.add_argument("--steps", type=int, default=80, help="fine-tuning steps per member")
     p.add_argument("--size", type=int, default=128, help="fine-tuning page size")
-    p.add_argument("--judge-steps", type=int, default=400)
+    p.add_argument("--judge-steps", type=int, default=300)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
+
+
+def _dump(args: argparse.Namespace, out: dict) -> None:
+    """Write what is known so far (a long run on a shared machine may be cut short)."""
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    path = Path(args.out) / "retrain_cycle.json"
+    path.write_text(json.dumps(out, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 async def main(args: argparse.Namespace) -> dict:
@@ -119,6 +127,7 @@ async def main(args: argparse.Namespace) -> dict:
         (Path(args.out) / "retrain_cycle_leaderboard.png").write_bytes(
             chart_png(rows, f"Leaderboard from {sim.votes} simulated votes ({args.taste} taste)")
         )
+        _dump(args, out)
         print(format_table(rows))
         print("hidden taste order:", sim.taste_order, flush=True)
 
@@ -128,11 +137,17 @@ async def main(args: argparse.Namespace) -> dict:
             datasets_root=args.datasets,
             seed=args.seed,
         )
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
+        load0 = os.getloadavg()[0]
         report = await run_cycle(db, root, cfg, judge_dir=work / "judge")
         cycle_s = time.perf_counter() - t0
         out["cycle"] = report.to_dict()
         out["cycle_seconds"] = round(cycle_s, 1)
+        # The machine is shared: CPU seconds this process got, and the load around it.
+        out["cycle_cpu_seconds"] = round(time.process_time() - c0, 1)
+        out["load_average"] = [round(load0, 1), round(os.getloadavg()[0], 1)]
+        out["torch_threads"] = torch.get_num_threads()
+        _dump(args, out)
         print(f"retrain cycle: {cycle_s:.0f}s; judge {report.judge}", flush=True)
         for m in report.members:
             print(f"  {m.member} v{m.version}: {'PROMOTED' if m.promoted else 'kept'} ({m.reason})")
@@ -166,6 +181,7 @@ async def main(args: argparse.Namespace) -> dict:
             "retrained_ok (>= 0.65)": out["fresh_win_rate"] >= 0.65,
             "leaderboard_matches_taste": out["leaderboard_matches_taste"],
             "cycle_seconds": out["cycle_seconds"],
+            "cycle_cpu_seconds": out["cycle_cpu_seconds"],
             "cycle_ok (<= 900)": out["cycle_seconds"] <= 900,
         }
         print(json.dumps({"fresh_pages_vs_parent": after, "must_show": out["must_show"]}, indent=2))

@@ -31,6 +31,8 @@ def family_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def fake():
     async with FakeDiscord(token=TOKEN) as fake:
         yield fake
+    # Every request the bot made was one the fake knows (else it would have got a 404).
+    assert fake.unhandled == []
 
 
 @pytest.fixture

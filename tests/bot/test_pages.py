@@ -20,7 +20,8 @@ async def test_posted_page_gets_every_members_coloring_and_reactions(world, bot)
         assert f"{emoji} **{member}**" in reply.content  # which emoji is which member
     assert fake.reactions_on(reply.id, fake.bot_user.id) == sorted(e for _, e in MEMBERS)
     assert world.coloring.id in fake.typing  # it showed it was working
-    assert fake.unhandled == []
+    # discord.py spoke the real gateway protocol: v10, JSON, zlib-stream compressed.
+    assert fake.gateway_queries[0] == {"v": "10", "encoding": "json", "compress": "zlib-stream"}
 
 
 async def test_pages_elsewhere_are_left_alone(world, bot):

@@ -117,6 +117,8 @@ class FakeDiscord:
         self.requests: list[tuple[str, str]] = []
         self.unhandled: list[tuple[str, str]] = []
         self.identify_count = 0
+        # Query strings of gateway connections (v, encoding, compress), in order.
+        self.gateway_queries: list[dict[str, str]] = []
         self._connections: list[_Connection] = []
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -482,6 +484,7 @@ class FakeDiscord:
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
+        self.gateway_queries.append(dict(request.query))
         compress = request.query.get("compress")
         if compress not in (None, "zlib-stream"):
             await ws.close(code=4000, message=b"fake Discord speaks zlib-stream only")

@@ -62,6 +62,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--family", default=None, help="family folder or manifest (default: bundled)")
     f.set_defaults(handler=family_command)
 
+    from models.worker.cli import register_worker_command  # `colorbot worker` (issue 3)
+    register_worker_command(subparsers)
+
 
 def _family_path(arg: str | None) -> str | None:
     if arg:

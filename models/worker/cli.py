@@ -33,8 +33,10 @@ def register_worker_command(subparsers: argparse._SubParsersAction) -> None:
                         help="largest upload in MB (413 beyond)")
     parser.add_argument("--batch-threads", type=int, default=_DEFAULTS.batch_threads,
                         help="threads running network calls (0: one per member, at most 4)")
+    parser.add_argument("--prepare-threads", type=int, default=_DEFAULTS.prepare_threads,
+                        help="threads preparing pages, compositing, encoding (0: one per core)")
     parser.add_argument("--torch-threads", type=int, default=_DEFAULTS.torch_threads,
-                        help="torch intra-op threads (0: torch's default)")
+                        help="torch intra-op threads (0: 1 on a CPU, torch's default on CUDA)")
     parser.add_argument("--reload-poll-s", type=float, default=_DEFAULTS.reload_poll_s,
                         help="seconds between manifest checks for promotions (0: off)")
     parser.set_defaults(handler=_run_worker)
@@ -51,13 +53,20 @@ def settings_from_args(args: argparse.Namespace) -> WorkerSettings:
         max_queue_size=args.max_queue_size,
         max_request_bytes=int(args.max_request_mb * 1024 * 1024),
         batch_threads=args.batch_threads,
+        prepare_threads=args.prepare_threads,
         torch_threads=args.torch_threads,
         reload_poll_s=args.reload_poll_s,
     )
 
 
 def _run_worker(args: argparse.Namespace) -> int:
-    from models.worker.app import run
+    import dataclasses
 
-    run(settings_from_args(args))
+    from models.worker.app import run
+    from models.worker.engine import resolve_device
+
+    settings = settings_from_args(args)
+    if settings.torch_threads == 0 and resolve_device(settings.device).startswith("cpu"):
+        settings = dataclasses.replace(settings, torch_threads=1)
+    run(settings)
     return 0

@@ -17,6 +17,7 @@ import asyncio
 import io
 import logging
 import math
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -295,13 +296,17 @@ class Engine:
             torch.set_num_threads(settings.torch_threads)
         self.device = resolve_device(settings.device)
         self._reload_pool = ThreadPoolExecutor(1, thread_name_prefix="family-load")
-        family = await loop.run_in_executor(
-            self._reload_pool, self.backend.load, settings.family_path or None, self.device
-        )
+        try:
+            family = await loop.run_in_executor(
+                self._reload_pool, self.backend.load, settings.family_path or None, self.device
+            )
+        except BaseException:
+            self._reload_pool.shutdown(wait=False)
+            raise
         threads = settings.batch_threads or max(1, min(4, len(family.members)))
         self._batch_pool = ThreadPoolExecutor(threads, thread_name_prefix="batch")
         self._prepare_pool = ThreadPoolExecutor(
-            max(1, settings.prepare_threads), thread_name_prefix="prepare"
+            settings.prepare_threads or max(2, os.cpu_count() or 2), thread_name_prefix="prepare"
         )
         self._batcher = Batcher(
             self.backend.predict,

@@ -24,9 +24,12 @@ class WorkerSettings:
     max_request_bytes: int = 20 * 1024 * 1024
     # Threads running batched network calls (0: one per member, at most 4).
     batch_threads: int = 0
-    # Threads loading/preparing pages and encoding PNGs.
-    prepare_threads: int = 2
-    # torch intra-op threads (0: leave torch's default).
+    # Threads loading/preparing pages, compositing colorings and encoding PNGs
+    # (0: one per CPU core, at least 2).
+    prepare_threads: int = 0
+    # torch intra-op threads; 0: torch's default. `colorbot worker` turns 0 into 1 on a
+    # CPU: a server has many pages in flight, and intra-op threads spinning at each op's
+    # barrier next to the prepare/compose threads (or a training job) waste the CPU.
     torch_threads: int = 0
     # Seconds between checks of the manifest's mtime for a promoted version (0: off).
     reload_poll_s: float = 5.0

@@ -1,6 +1,6 @@
-"""Draw the example pages in this folder (no downloads, nothing copyrighted).
+"""Draw the example pages in `examples/` (no downloads, nothing copyrighted).
 
-    python examples/make_examples.py
+    python -m models.make_examples
 
 - house.png     line art, landscape: a house, a sun, a tree, hills and a fence
 - flower.png    line art, portrait: a flower in a pot, with a small gap in one line
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1] / "examples"
 INK = 0
 W = 4  # line width
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import shutil
@@ -49,6 +50,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--votes-per-page", type=int, default=10)
     p.add_argument("--voters", type=int, default=60)
     p.add_argument("--taste", choices=sorted(TASTES), default="warm")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="voters' softmax temperature (default: the taste's own)",
+    )
     p.add_argument("--fresh-pages", type=int, default=60, help="pages for the after-check")
     p.add_argument("--steps", type=int, default=80, help="fine-tuning steps per member")
     p.add_argument("--size", type=int, default=128, help="fine-tuning page size")
@@ -56,6 +63,71 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
+
+
+async def judge_check(db, taste, report, judge_dir: Path) -> dict:
+    """On the held-out pages' vote pairs: how often the hidden taste itself agrees with
+    the (noisy) votes — the ceiling for any judge — and how often the judge agrees with
+    the noise-free taste."""
+    import io
+
+    from PIL import Image
+
+    from training.judge import load_judge, score_colorings
+    from training.votes import preferences_from_voted_pages
+
+    rows = await db.voted_pages()
+    held = set(report.heldout_pages)
+    prefs = [p for p in preferences_from_voted_pages(rows).pairs if p.page_id in held]
+    sha = {}
+    page_sha = {}
+    for row in rows:
+        page_sha[row.page_id] = row.page_sha256
+        for ref in (row.voted, *row.others):
+            sha[ref.coloring_id] = ref.sha256
+    judge = load_judge(judge_dir)
+
+    def img(h: str) -> Image.Image:
+        return Image.open(io.BytesIO(db.store.get(h))).convert("RGB")
+
+    taste_of, judge_of = {}, {}
+    for pid in held:
+        cids = sorted(
+            {
+                c
+                for p in prefs
+                if p.page_id == pid
+                for c in (p.winner_coloring_id, p.loser_coloring_id)
+            }
+        )
+        if not cids:
+            continue
+        cols = [img(sha[c]) for c in cids]
+        scores = score_colorings(judge, img(page_sha[pid]), cols)
+        for c, col, s in zip(cids, cols, scores, strict=True):
+            taste_of[c] = taste.score(col)
+            judge_of[c] = s
+    n = max(1, len(prefs))
+    return {
+        "pairs": len(prefs),
+        "taste_vs_votes": round(
+            sum(taste_of[p.winner_coloring_id] > taste_of[p.loser_coloring_id] for p in prefs) / n,
+            4,
+        ),
+        "judge_vs_votes": round(
+            sum(judge_of[p.winner_coloring_id] > judge_of[p.loser_coloring_id] for p in prefs) / n,
+            4,
+        ),
+        "judge_vs_taste": round(
+            sum(
+                (judge_of[p.winner_coloring_id] > judge_of[p.loser_coloring_id])
+                == (taste_of[p.winner_coloring_id] > taste_of[p.loser_coloring_id])
+                for p in prefs
+            )
+            / n,
+            4,
+        ),
+    }
 
 
 def _dump(args: argparse.Namespace, out: dict) -> None:
@@ -73,6 +145,8 @@ async def main(args: argparse.Namespace) -> dict:
     shutil.copytree(args.family, root, ignore=shutil.ignore_patterns("versions", "*.tmp"))
     family = Family.load(root)
     taste = TASTES[args.taste]
+    if args.temperature is not None:
+        taste = dataclasses.replace(taste, temperature=args.temperature)
     out: dict = {
         "family": str(Path(args.family).resolve()),
         "taste": args.taste,
@@ -123,6 +197,23 @@ async def main(args: argparse.Namespace) -> dict:
         out["leaderboard"] = [r.to_dict() for r in rows]
         out["taste_order"] = sim.taste_order
         out["leaderboard_matches_taste"] = board == sim.taste_order
+        # Pairs of members: does the rating order agree with the taste's? And where the
+        # bootstrap intervals do not overlap (the board is sure), is it always right?
+        by = {r.member: r for r in rows}
+        agree = sure = sure_right = total = 0
+        for i, a in enumerate(sim.taste_order):
+            for b in sim.taste_order[i + 1 :]:
+                total += 1
+                agree += by[a].rating > by[b].rating
+                if by[a].lower > by[b].upper or by[b].lower > by[a].upper:
+                    sure += 1
+                    sure_right += by[a].lower > by[b].upper
+        out["leaderboard_pairs"] = {
+            "pairs": total,
+            "agree": agree,
+            "separated": sure,
+            "separated_and_right": sure_right,
+        }
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "retrain_cycle_leaderboard.png").write_bytes(
             chart_png(rows, f"Leaderboard from {sim.votes} simulated votes ({args.taste} taste)")
@@ -152,6 +243,10 @@ async def main(args: argparse.Namespace) -> dict:
         for m in report.members:
             print(f"  {m.member} v{m.version}: {'PROMOTED' if m.promoted else 'kept'} ({m.reason})")
 
+        out["judge_check"] = await judge_check(db, taste, report, work / "judge")
+        print("judge check:", out["judge_check"], flush=True)
+        _dump(args, out)
+
         # Fresh pages: candidate (whether promoted or not) vs parent, under the hidden taste.
         family = Family.load(root)
         images = [p.image for p in fresh]
@@ -177,9 +272,12 @@ async def main(args: argparse.Namespace) -> dict:
         out["must_show"] = {
             "judge_heldout_accuracy": report.judge["heldout_accuracy"],
             "judge_ok (>= 0.80)": report.judge["heldout_accuracy"] >= 0.80,
+            "hidden_taste_on_same_heldout_votes": out["judge_check"]["taste_vs_votes"],
+            "judge_agrees_with_hidden_taste": out["judge_check"]["judge_vs_taste"],
             "retrained_beat_parent_rate": round(out["fresh_win_rate"], 4),
             "retrained_ok (>= 0.65)": out["fresh_win_rate"] >= 0.65,
             "leaderboard_matches_taste": out["leaderboard_matches_taste"],
+            "leaderboard_pairs": out["leaderboard_pairs"],
             "cycle_seconds": out["cycle_seconds"],
             "cycle_cpu_seconds": out["cycle_cpu_seconds"],
             "cycle_ok (<= 900)": out["cycle_seconds"] <= 900,

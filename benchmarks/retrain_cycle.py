@@ -60,6 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=80, help="fine-tuning steps per member")
     p.add_argument("--size", type=int, default=128, help="fine-tuning page size")
     p.add_argument("--judge-steps", type=int, default=300)
+    p.add_argument("--eval-pages", type=int, default=12, help="test pages per evaluation")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
@@ -225,6 +226,7 @@ async def main(args: argparse.Namespace) -> dict:
         cfg = CycleConfig(
             finetune=FinetuneConfig(size=args.size, steps=args.steps, seed=args.seed),
             judge_steps=args.judge_steps,
+            eval_pages=args.eval_pages,
             datasets_root=args.datasets,
             seed=args.seed,
         )

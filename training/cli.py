@@ -26,6 +26,7 @@ def register(subparsers) -> None:
     _register_train(subparsers)
     _register_evaluate(subparsers)
     _register_export(subparsers)
+    __import__("training.votes_cli").votes_cli.register_vote_commands(subparsers)  # #5
 
 
 # --------------------------------------------------------------------------- train

@@ -208,7 +208,11 @@ class Colorizer:
         with self._fuse_lock:
             cached = self._fused.get(name)
             if cached is None or cached[0] is not net:
-                cached = (net, fuse_batchnorm(net))
+                fused = fuse_batchnorm(net)
+                if self.device.type == "cuda":
+                    # Folding makes fresh (contiguous) weights: back to channels_last.
+                    fused = fused.to(memory_format=torch.channels_last)
+                cached = (net, fused)
                 self._fused[name] = cached
             return cached[1]
 

@@ -134,7 +134,7 @@ def test_photo_keeps_its_own_lightness(colorizer, photo):
 
 def test_run_member_is_one_network_call_for_many_pages(colorizer):
     pages = [colorizer.prepare(im) for im in
-             (draw_lineart((200, 150)), draw_lineart((120, 300)), draw_photo((150, 150)))]
+             (draw_lineart((200, 200)), draw_lineart((120, 300)), draw_photo((150, 100)))]
     name = colorizer.family.names[0]
     net = colorizer.network(name)
     shapes = []
@@ -144,10 +144,12 @@ def test_run_member_is_one_network_call_for_many_pages(colorizer):
     finally:
         hook.remove()
     assert len(shapes) == 1 and shapes[0][0] == 3
-    assert [c.size for c in together] == [(200, 150), (120, 300), (150, 150)]
-    # The page that sets the batch's size needs no padding: same result alone.
+    assert [c.size for c in together] == [(200, 200), (120, 300), (150, 100)]
+    # The square page sets the batch's size and needs no padding: the same coloring
+    # alone (up to float summation order in batched convolutions).
     alone = colorizer.run_member(name, pages[:1])[0]
-    assert np.array_equal(np.asarray(alone), np.asarray(together[0]))
+    diff = np.abs(np.asarray(alone).astype(int) - np.asarray(together[0]).astype(int))
+    assert diff.max() <= 2
 
 
 def test_prepared_page_is_reused_by_all_members(colorizer, lineart):

@@ -177,7 +177,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--batch-size-page", type=int, default=512)
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    parser.add_argument(
+        "--threads", type=int, default=0,
+        help="torch threads (0: torch's default). On an oversubscribed machine use 1: "
+        "OpenMP workers spin while their partner thread is descheduled",
+    )
     args = parser.parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     with torch.inference_mode():
         result = run(args)
     print_table(result)

@@ -124,11 +124,36 @@ class UNet(nn.Module):
         centers = self.ab_centers.to(probs.dtype)  # (Q, 2)
         return torch.einsum("bqhw,qc->bchw", probs, centers)
 
+    def annealed_ab(self, feats: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+        """a/b head + annealed mean from features: (B, C0, H, W) -> (B, 2, H, W).
+
+        Same result as `decode_ab(heads(feats)[1])`, computed per pixel on the last
+        dimension and, on the CPU, `chunk` pixels at a time: the (pixels, Q) logits of
+        a whole batch do not fit in cache, and materializing them made a batch of 8
+        pages cost twice as much per page as one page.
+        """
+        b, c, h, w = feats.shape
+        t = self.cfg.ab_temperature
+        weight = self.ab_head.weight.flatten(1) / t  # (Q, C0)
+        bias = self.ab_head.bias / t  # (Q,)
+        centers = self.ab_centers.float()  # (Q, 2)
+        pixels = feats.permute(0, 2, 3, 1).reshape(-1, c)  # (B*H*W, C0)
+        if feats.device.type != "cpu":
+            chunk = pixels.shape[0]  # GPUs have the memory and want one big kernel
+        out = torch.empty(pixels.shape[0], 2, dtype=torch.float32, device=feats.device)
+        for start in range(0, pixels.shape[0], chunk):
+            logits = F.linear(pixels[start : start + chunk], weight, bias)  # (n, Q)
+            out[start : start + chunk] = torch.softmax(logits.float(), dim=-1) @ centers
+        return out.view(b, h, w, 2).permute(0, 3, 1, 2)  # (B, 2, H, W)
+
     def forward(self, lightness: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) page L in [-1, 1] -> (B, out_channels, H, W) LAB in network scale."""
-        pred_l, ab = self.heads(self.features(lightness))
+        feats = self.features(lightness)
         if self.classifies_ab:
-            ab = self.decode_ab(ab)
+            pred_l = torch.tanh(self.l_head(feats)) if self.l_head is not None else None
+            ab = self.annealed_ab(feats)
+        else:
+            pred_l, ab = self.heads(feats)
         if pred_l is None:
             return ab  # (B, 2, H, W) a, b
         return torch.cat((pred_l.to(ab.dtype), ab), dim=1)  # (B, 3, H, W) L, a, b

@@ -34,6 +34,20 @@ def test_unet_classification_head_decodes_to_ab():
     assert y.shape == (1, 3, 20, 30)
 
 
+def test_unet_chunked_annealed_mean_matches_the_plain_decode():
+    torch.manual_seed(0)
+    net = UNet(UNetConfig(out_channels=3, base_channels=4, depth=2, ab_bins=9)).eval()
+    x = torch.rand(3, 1, 24, 17) * 2 - 1
+    with torch.inference_mode():
+        feats = net.features(x)
+        _, logits = net.heads(feats)
+        plain = net.decode_ab(logits)
+        chunked = net.annealed_ab(feats, chunk=50)  # many chunks, a ragged last one
+        y = net(x)
+    torch.testing.assert_close(chunked, plain, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(y[:, 1:], plain, atol=1e-5, rtol=1e-4)
+
+
 @pytest.mark.parametrize("hw", [(64, 64), (45, 70)])
 def test_pix2pix_generator_any_size(hw):
     net = Pix2PixGenerator(GeneratorConfig(base_channels=4, depth=4)).eval()

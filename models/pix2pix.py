@@ -77,7 +77,11 @@ class Pix2PixGenerator(nn.Module):
         widths = [min(cfg.base_channels * 2**i, cfg.max_channels) for i in range(cfg.depth)]
         # Encoder: widths[0] at H/2 ... widths[-1] at H/2**depth (the bottleneck).
         self.downs = nn.ModuleList(
-            Down(cfg.in_channels if i == 0 else widths[i - 1], widths[i], norm=0 < i < cfg.depth - 1)
+            Down(
+                cfg.in_channels if i == 0 else widths[i - 1],
+                widths[i],
+                norm=0 < i < cfg.depth - 1,  # pix2pix: no norm on the outermost/innermost
+            )
             for i in range(cfg.depth)
         )
         # Decoder mirrors it; level i (from the bottom) takes its input + the skip.
@@ -94,7 +98,9 @@ class Pix2PixGenerator(nn.Module):
         h, w = lightness.shape[-2:]
         m = 2**self.cfg.depth
         pad_h, pad_w = (-h) % m, (-w) % m
-        x = F.pad(lightness, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else lightness
+        x = lightness
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
         skips = []
         for down in self.downs:
             x = down(x)

@@ -101,7 +101,9 @@ class UNet(nn.Module):
         h, w = lightness.shape[-2:]
         m = 2**self.cfg.depth
         pad_h, pad_w = (-h) % m, (-w) % m
-        x = F.pad(lightness, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else lightness
+        x = lightness
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
         skips = [self.stem(x)]
         for down in self.downs:
             skips.append(down(skips[-1]))

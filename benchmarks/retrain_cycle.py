@@ -57,7 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="voters' softmax temperature (default: the taste's own)",
     )
     p.add_argument("--fresh-pages", type=int, default=60, help="pages for the after-check")
-    p.add_argument("--steps", type=int, default=80, help="fine-tuning steps per member")
+    p.add_argument("--steps", type=int, default=40, help="fine-tuning steps per member")
     p.add_argument("--size", type=int, default=128, help="fine-tuning page size")
     p.add_argument("--judge-steps", type=int, default=300)
     p.add_argument("--eval-pages", type=int, default=12, help="test pages per evaluation")
@@ -128,6 +128,49 @@ async def judge_check(db, taste, report, judge_dir: Path) -> dict:
             / n,
             4,
         ),
+    }
+
+
+async def taste_pairwise(db, taste) -> dict:
+    """The hidden taste's own pairwise verdicts on the voted pages.
+
+    `taste_order` ranks members by their *mean* taste score; the Bradley-Terry board
+    estimates how often one member's coloring is *preferred* to another's. The two can
+    disagree (a member that is loved on a few pages and dull on the rest has a high mean
+    but loses most head-to-heads). This gives the yardstick the board actually estimates:
+    for each pair of members, the share of voted pages where the taste scores a's
+    coloring above b's, and members ordered by their mean head-to-head share. A
+    diagnostic beside `leaderboard_matches_taste`, which stays as it is.
+    """
+    import io
+
+    from PIL import Image
+
+    rows = await db.voted_pages()
+    per_page: dict[int, dict[str, str]] = {}
+    for row in rows:
+        for ref in (row.voted, *row.others):
+            per_page.setdefault(row.page_id, {})[ref.member] = ref.sha256
+    scores: dict[int, dict[str, float]] = {}
+    for pid, by_member in per_page.items():
+        scores[pid] = {
+            m: taste.score(Image.open(io.BytesIO(db.store.get(h))).convert("RGB"))
+            for m, h in by_member.items()
+        }
+    members = sorted({m for s in scores.values() for m in s})
+    share: dict[str, dict[str, float]] = {a: {} for a in members}
+    for a in members:
+        for b in members:
+            if a == b:
+                continue
+            both = [s for s in scores.values() if a in s and b in s]
+            share[a][b] = round(sum(s[a] > s[b] for s in both) / max(1, len(both)), 4)
+    mean_share = {a: round(float(np.mean(list(share[a].values()))), 4) for a in members}
+    return {
+        "pages": len(scores),
+        "share_a_beats_b": share,
+        "mean_head_to_head": mean_share,
+        "order": sorted(members, key=lambda m: -mean_share[m]),
     }
 
 
@@ -215,6 +258,8 @@ async def main(args: argparse.Namespace) -> dict:
             "separated": sure,
             "separated_and_right": sure_right,
         }
+        out["taste_pairwise"] = await taste_pairwise(db, taste)
+        out["leaderboard_matches_taste_pairwise"] = board == out["taste_pairwise"]["order"]
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "retrain_cycle_leaderboard.png").write_bytes(
             chart_png(rows, f"Leaderboard from {sim.votes} simulated votes ({args.taste} taste)")
@@ -280,6 +325,8 @@ async def main(args: argparse.Namespace) -> dict:
             "retrained_ok (>= 0.65)": out["fresh_win_rate"] >= 0.65,
             "leaderboard_matches_taste": out["leaderboard_matches_taste"],
             "leaderboard_pairs": out["leaderboard_pairs"],
+            "taste_pairwise_order": out["taste_pairwise"]["order"],
+            "leaderboard_matches_taste_pairwise": out["leaderboard_matches_taste_pairwise"],
             "cycle_seconds": out["cycle_seconds"],
             "cycle_cpu_seconds": out["cycle_cpu_seconds"],
             "cycle_ok (<= 900)": out["cycle_seconds"] <= 900,

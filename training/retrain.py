@@ -40,13 +40,14 @@ log = logging.getLogger(__name__)
 @dataclass
 class FinetuneConfig:
     size: int = 128  # pages are letterboxed (white) to size x size for fine-tuning
-    steps: int = 80  # optimizer steps per member
+    steps: int = 40  # optimizer steps per member (few: a nudge, not a retraining)
     batch: int = 8  # pages per step
-    lr: float = 3e-4
+    lr: float = 1e-4  # small: 3e-4 x 80 steps moved members far off their own test split
     fill: bool = True  # judge/target see region-filled colorings, as the pipeline shows them
     target_weight: float = 1.0  # L1 to the winning coloring, on pages this member lost
-    judge_weight: float = 0.5  # weight of −judge score (in units of the judge's score spread)
-    anchor_weight: float = 1.0  # L1 to the parent's own outputs: stay yourself
+    judge_weight: float = 0.25  # weight of −judge score (in units of the judge's score spread)
+    anchor_weight: float = 5.0  # L1 to the parent's own outputs: stay yourself (strong,
+    # so the candidate stays within the promotion gate's CIEDE2000 tolerance)
     gamut_weight: float = 1.0  # chroma predicted beyond what sRGB shows (see `displayable`)
     seed: int = 0
 

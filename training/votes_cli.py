@@ -46,7 +46,7 @@ def register_vote_commands(subparsers: Any) -> None:
         default=None,
         help="datasets root for evaluation (default: $COLORBOT_DATASETS or <data>/datasets)",
     )
-    p.add_argument("--steps", type=int, default=80, help="fine-tuning steps per member")
+    p.add_argument("--steps", type=int, default=40, help="fine-tuning steps per member")
     p.add_argument("--size", type=int, default=128, help="fine-tuning page size (px)")
     p.add_argument("--judge-steps", type=int, default=400)
     p.add_argument("--guild", type=int, default=None, help="learn from one guild's votes only")

@@ -103,6 +103,19 @@ def is_colorless(image: Image.Image, min_share: float = 0.01) -> bool:
     return float((spread > 24).mean()) < min_share
 
 
+def skip_picture(
+    image: Image.Image, stats: BuildStats, near: NearDuplicates, skip_colorless: bool = True
+) -> bool:
+    """True (and counted in `stats`) when a picture is colorless or a near-duplicate."""
+    if skip_colorless and is_colorless(image):
+        stats.colorless += 1
+        return True
+    if near.seen(image):
+        stats.duplicates += 1
+        return True
+    return False
+
+
 def picture_files(folder: str | Path) -> list[Path]:
     """Picture files under `folder` (recursive, hidden entries skipped), sorted."""
     folder = Path(folder)
@@ -151,11 +164,7 @@ def build_folder(
             except PictureError as exc:
                 stats.fail(source, str(exc))
                 continue
-            if skip_colorless and is_colorless(color):
-                stats.colorless += 1
-                continue
-            if near.seen(color):
-                stats.duplicates += 1
+            if skip_picture(color, stats, near, skip_colorless):
                 continue
             page = make_page(color, kind, line_weight=line_weight, detail=detail)
             writer.add(color, page, source)

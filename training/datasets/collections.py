@@ -161,7 +161,7 @@ def build_openclipart_pairs(
     Gray and black-and-white clip art is skipped (counted as colorless): it has no
     colors to learn. Near-copies (the library holds many variants) are skipped too.
     """
-    from training.datasets.builders import NearDuplicates, is_colorless
+    from training.datasets.builders import NearDuplicates, skip_picture
     from training.filters import coloring_book
 
     # A fixed shuffle (by path hash, not by name): any prefix (a --limit, or a build
@@ -189,11 +189,7 @@ def build_openclipart_pairs(
             except PictureError as exc:
                 stats.fail(source, str(exc))
                 continue
-            if is_colorless(color):
-                stats.colorless += 1
-                continue
-            if near.seen(color):
-                stats.duplicates += 1
+            if skip_picture(color, stats, near):
                 continue
             page = coloring_book(color, line_weight=line_weight, detail=detail)
             writer.add(color, page, source)
@@ -288,7 +284,7 @@ def build_artworks_from(
     """
     import numpy as np
 
-    from training.datasets.builders import NearDuplicates, is_colorless
+    from training.datasets.builders import NearDuplicates, is_colorless, skip_picture
     from training.datasets.images import fit_long_side, load_picture
     from training.filters import coloring_book
 
@@ -321,11 +317,7 @@ def build_artworks_from(
             except PictureError as exc:
                 stats.fail(source, str(exc))
                 continue
-            if is_colorless(work):
-                stats.colorless += 1
-                continue
-            if near.seen(work):
-                stats.duplicates += 1
+            if skip_picture(work, stats, near):
                 continue
             group = "artworks:" + hashlib.sha256(source.encode()).hexdigest()
             seed = int(hashlib.sha256(source.encode()).hexdigest()[:8], 16)

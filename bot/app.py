@@ -131,9 +131,10 @@ class ColorBot(commands.AutoShardedBot):
 
             self.worker = make_worker(self.settings)
         if self.leaderboard is None:
-            from bot.leaderboard import VoteCountLeaderboard
+            # numpy + Pillow only: the bot still never imports torch.
+            from training.leaderboard import BradleyTerryLeaderboard
 
-            self.leaderboard = VoteCountLeaderboard(self.store)
+            self.leaderboard = BradleyTerryLeaderboard(self.store)
         try:
             await self.refresh_family()
         except Exception as exc:  # the worker may start after us (compose, Kubernetes)

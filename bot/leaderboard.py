@@ -1,44 +1,36 @@
-"""Where `/leaderboard` gets its standings: pluggable.
+"""What `/leaderboard` reads: any source with this interface.
 
-`VoteCountLeaderboard` ranks members by live votes (what the database counts). The
-vote-learning package can provide a Bradley-Terry source with the same interface:
-`method` (a word for the header) and `await standings(guild_id) -> list[Standing]`;
-give it to `ColorBot(leaderboard=...)`.
+The default source is `training.leaderboard.BradleyTerryLeaderboard`: ratings from a
+Bradley-Terry fit over the vote pairs, with bootstrap 95% intervals and a chart (numpy
+and Pillow only, so the bot still never imports torch). Another source can be given to
+`ColorBot(leaderboard=...)`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Protocol
 
 
-@dataclass(frozen=True)
-class Standing:
+class Standing(Protocol):
+    """One member's line on the board."""
+
     member: str
-    score: float  # what the ranking sorts by, higher is better
-    detail: str  # one line for people: "12 votes (40% of 30 shown)"
+
+    @property
+    def score(self) -> float: ...  # what the ranking sorts by, higher is better
+
+    @property
+    def detail(self) -> str: ...  # one line for people: "1043 (1001–1090, 95%) · ..."
 
 
 class LeaderboardSource(Protocol):
-    method: str
+    method: str  # a few words for the header: how the board was made
 
-    async def standings(self, guild_id: int | None) -> list[Standing]: ...
+    async def standings(self, guild_id: int | None) -> Sequence[Standing]:
+        """Best first; `guild_id` None is the board over every guild."""
+        ...
 
-
-class VoteCountLeaderboard:
-    method = "live votes"
-
-    def __init__(self, db: Any) -> None:
-        self.db = db
-
-    async def standings(self, guild_id: int | None) -> list[Standing]:
-        rows = await self.db.vote_counts(guild_id)
-        return [
-            Standing(
-                member=row.member,
-                score=float(row.votes),
-                detail=f"{row.votes} vote{'s' if row.votes != 1 else ''} "
-                f"({row.share:.0%} of {row.shown} shown)",
-            )
-            for row in rows
-        ]
+    def chart_png(self, standings: Sequence[Standing]) -> bytes | None:
+        """A picture of the board to attach, or None."""
+        ...

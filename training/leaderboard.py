@@ -267,13 +267,10 @@ async def leaderboard_rows(
 
 
 class BradleyTerryLeaderboard:
-    """A `/leaderboard` source for the bot: `ColorBot(leaderboard=BradleyTerryLeaderboard(db))`.
+    """The bot's `/leaderboard` source (`bot.leaderboard.LeaderboardSource`): rows with
+    their 95% interval, and a chart of them."""
 
-    Same interface as `bot.leaderboard.VoteCountLeaderboard` (`method`, `standings`);
-    the rows also carry the interval (`lower`, `upper`) and `chart_png(rows)` draws them.
-    """
-
-    method = "Bradley–Terry rating, 95% interval"
+    method = "Bradley–Terry rating from who beat whom on each page, with its 95% interval"
 
     def __init__(self, db: Any, rounds: int = 200) -> None:
         self.db = db
@@ -281,3 +278,6 @@ class BradleyTerryLeaderboard:
 
     async def standings(self, guild_id: int | None) -> list[LeaderboardRow]:
         return await leaderboard_rows(self.db, guild_id, rounds=self.rounds)
+
+    def chart_png(self, standings: Sequence[LeaderboardRow]) -> bytes | None:
+        return chart_png(standings) if standings else None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
+
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -17,15 +20,19 @@ class Leaderboard(commands.Cog):
     async def leaderboard(self, interaction: discord.Interaction) -> None:
         """The family ranked by your votes in this server."""
         await interaction.response.defer(thinking=True)
-        standings = await self.bot.leaderboard.standings(interaction.guild_id)
+        source = self.bot.leaderboard
+        standings = await source.standings(interaction.guild_id)
         if not standings:
             await interaction.followup.send("No votes yet: react to a coloring to vote!")
             return
         emoji = {m["name"]: m.get("emoji", "") for m in self.bot.family_members}
-        lines = [f"**Leaderboard** ({self.bot.leaderboard.method})"]
+        lines = [f"**Leaderboard** ({source.method})"]
         for rank, row in enumerate(standings, 1):
             lines.append(f"{rank}. {emoji.get(row.member, '')} **{row.member}** - {row.detail}")
-        await interaction.followup.send("\n".join(lines)[:2000])
+        # Drawing is quick, but it is Pillow work: keep it off the event loop.
+        chart = await asyncio.to_thread(source.chart_png, standings)
+        files = [discord.File(io.BytesIO(chart), filename="leaderboard.png")] if chart else []
+        await interaction.followup.send("\n".join(lines)[:2000], files=files)
 
 
 async def setup(bot: ColorBot) -> None:

@@ -52,7 +52,7 @@ async def test_family_lists_every_member_with_its_growing_up_picture(world, bot)
     assert [f.filename for f in message.files] == ["artworks-growing-up.gif"]
 
 
-async def test_leaderboard_counts_votes(world, bot, database):
+async def test_leaderboard_rates_members_from_the_vote_pairs_with_a_chart(world, bot, database):
     fake = world.fake
     assert "No votes yet" in await run(fake, world.alice, world.general, "leaderboard")
     page = await fake.post_message(world.coloring, world.alice, files=[page_file()])
@@ -61,10 +61,23 @@ async def test_leaderboard_counts_votes(world, bot, database):
     await fake.react(world.bob, reply, "🌈")
     await fake.react(world.carol, reply, "😀")
     await eventually(database.live_votes, lambda v: len(v) == 3)
-    text = await run(fake, world.alice, world.general, "leaderboard")
+    interaction = await fake.slash(world.alice, world.general, "leaderboard")
+    text = await fake.wait_until(lambda: answer(fake, interaction), 20)
     lines = text.splitlines()
-    assert lines[1].startswith("1. 🌈 **fluent** - 2 votes")
-    assert lines[2].startswith("2. 😀 **openmoji** - 1 vote ")
+    assert "Bradley–Terry" in lines[0]
+    # Each vote beats the page's three other colorings: fluent won 6 of its 7 pairs,
+    # openmoji 3 of 5, and the two never voted for only lost.
+    assert lines[1].startswith("1. 🌈 **fluent** - ")
+    assert "won 6 of 7 pairs" in lines[1]
+    assert lines[2].startswith("2. 😀 **openmoji** - ")
+    assert "won 3 of 5 pairs" in lines[2]
+    assert {line.split("**")[1] for line in lines[3:5]} == {"clipart", "artworks"}
+    assert all("won 0 of 3 pairs" in line for line in lines[3:5])
+    rating = [int(line.split(" - ")[1].split()[0]) for line in lines[1:5]]
+    assert rating[0] > rating[1] > rating[2]
+    (chart,) = fake.messages[interaction.followup_ids[0]].files
+    assert chart.filename == "leaderboard.png"
+    assert chart.data[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 async def test_forget_deletes_the_callers_pages_and_votes(world, bot, database):

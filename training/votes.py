@@ -95,48 +95,79 @@ def preferences_from_votes(
     for c in colorings:
         by_page.setdefault(c.page_id, []).append(c)
         by_id[c.coloring_id] = c
-    allowed = set(members) if members is not None else None
-
-    out = PreferenceSet()
-    pages: set[int] = set()
+    builder = _PairBuilder(by_version, members)
     for i, vote in enumerate(votes):
         if guild_id is not None and vote.guild_id != guild_id:
             continue
         won = by_id.get(vote.coloring_id)
         if won is None or won.page_id != vote.page_id:
-            out.skipped_votes += 1
+            builder.out.skipped_votes += 1
             continue
-        winner = member_key(won.member, won.version, by_version)
-        if allowed is not None and won.member not in allowed:
-            continue
-        group = vote.vote_id if vote.vote_id is not None else i
+        others = [
+            (c.coloring_id, c.member, c.version)
+            for c in by_page[vote.page_id]
+            if c.coloring_id != won.coloring_id
+        ]
+        builder.add(
+            vote.page_id,
+            vote.vote_id if vote.vote_id is not None else i,
+            vote.guild_id,
+            vote.user_id,
+            (won.coloring_id, won.member, won.version),
+            others,
+        )
+    return builder.done()
+
+
+class _PairBuilder:
+    """One vote -> its pairs, by the rules both entry points share."""
+
+    def __init__(self, by_version: bool, members: Sequence[str] | None) -> None:
+        self.by_version = by_version
+        self.allowed = set(members) if members is not None else None
+        self.out = PreferenceSet()
+        self.pages: set[int] = set()
+
+    def add(
+        self,
+        page_id: int,
+        group: int,
+        guild_id: int | None,
+        user_id: int | None,
+        won: tuple[int, str, int],  # (coloring id, member, version)
+        others: Iterable[tuple[int, str, int]],
+    ) -> None:
+        won_id, won_member, won_version = won
+        if self.allowed is not None and won_member not in self.allowed:
+            return
+        winner = member_key(won_member, won_version, self.by_version)
         made = 0
-        for other in by_page.get(vote.page_id, ()):
-            if other.coloring_id == won.coloring_id:
+        for other_id, other_member, other_version in others:
+            loser = member_key(other_member, other_version, self.by_version)
+            if loser == winner or (self.allowed is not None and other_member not in self.allowed):
                 continue
-            loser = member_key(other.member, other.version, by_version)
-            if loser == winner or (allowed is not None and other.member not in allowed):
-                continue
-            out.pairs.append(
+            self.out.pairs.append(
                 Preference(
-                    page_id=vote.page_id,
+                    page_id=page_id,
                     winner=winner,
                     loser=loser,
-                    winner_coloring_id=won.coloring_id,
-                    loser_coloring_id=other.coloring_id,
+                    winner_coloring_id=won_id,
+                    loser_coloring_id=other_id,
                     group=group,
-                    guild_id=vote.guild_id,
-                    user_id=vote.user_id,
+                    guild_id=guild_id,
+                    user_id=user_id,
                 )
             )
             made += 1
         if made:
-            out.votes += 1
-            pages.add(vote.page_id)
+            self.out.votes += 1
+            self.pages.add(page_id)
         else:
-            out.skipped_votes += 1
-    out.pages = len(pages)
-    return out
+            self.out.skipped_votes += 1
+
+    def done(self) -> PreferenceSet:
+        self.out.pages = len(self.pages)
+        return self.out
 
 
 def win_counts(prefs: Iterable[Preference]) -> dict[tuple[str, str], int]:
@@ -159,41 +190,19 @@ def preferences_from_voted_pages(
 ) -> PreferenceSet:
     """Pairs from `db.VotedPage` rows: the voted coloring against each coloring the voter
     saw beside it (the same reply message), by the rules of `preferences_from_votes`."""
-    allowed = set(members) if members is not None else None
-    out = PreferenceSet()
-    pages: set[int] = set()
+    builder = _PairBuilder(by_version, members)
     for row in voted:
         if guild_id is not None and row.guild_id != guild_id:
             continue
-        won = row.voted
-        if allowed is not None and won.member not in allowed:
-            continue
-        winner = member_key(won.member, won.version, by_version)
-        made = 0
-        for other in row.others:
-            loser = member_key(other.member, other.version, by_version)
-            if loser == winner or (allowed is not None and other.member not in allowed):
-                continue
-            out.pairs.append(
-                Preference(
-                    page_id=row.page_id,
-                    winner=winner,
-                    loser=loser,
-                    winner_coloring_id=won.coloring_id,
-                    loser_coloring_id=other.coloring_id,
-                    group=row.vote_id,
-                    guild_id=row.guild_id,
-                    user_id=row.user_id,
-                )
-            )
-            made += 1
-        if made:
-            out.votes += 1
-            pages.add(row.page_id)
-        else:
-            out.skipped_votes += 1
-    out.pages = len(pages)
-    return out
+        builder.add(
+            row.page_id,
+            row.vote_id,
+            row.guild_id,
+            row.user_id,
+            (row.voted.coloring_id, row.voted.member, row.voted.version),
+            [(o.coloring_id, o.member, o.version) for o in row.others],
+        )
+    return builder.done()
 
 
 async def load_preferences(

@@ -81,6 +81,39 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def copy_bundled_family(root: str | Path) -> bool:
+    """Make `root` a copy of the bundled family if it holds no manifest yet.
+
+    A deployment that retrains serves a writable folder (compose: /data/family) that
+    starts as the bundled family and then gains versions; the worker and the trainer
+    may both start first, so the copy is made beside `root` and renamed into place
+    (whoever renames first wins, the other finds the manifest). Returns True when it
+    copied. A path to a manifest *file* is left alone: that is someone's own family.
+    """
+    import os
+    import shutil
+
+    root = Path(root)
+    if root.suffix == ".json" or (root / MANIFEST_NAME).exists():
+        return False
+    root.parent.mkdir(parents=True, exist_ok=True)
+    if root.is_dir() and any(root.iterdir()):
+        raise FamilyError(f"{root} is not empty and has no {MANIFEST_NAME}: not a family")
+    tmp = root.parent / f".{root.name}.copy-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(BUNDLED_FAMILY_DIR, tmp, ignore=shutil.ignore_patterns("*.tmp"))
+    try:
+        if root.is_dir():
+            root.rmdir()  # empty (checked above); a rename cannot replace a folder
+        tmp.rename(root)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (root / MANIFEST_NAME).exists():
+            raise
+        return False
+    return True
+
+
 def save_weights(net: nn.Module, path: Path, half: bool = True) -> str:
     """Write the network's state (fp16 by default, to keep files small); return its sha256."""
     state = {

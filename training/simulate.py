@@ -223,6 +223,11 @@ class SimulationReport:
     taste_best_share: float = 0.0  # votes that went to the taste's favourite coloring
     taste_order: list[str] = field(default_factory=list)  # members, best first
     member_taste: dict[str, float] = field(default_factory=dict)  # mean taste score
+    # Pages on which each member's coloring is the taste's favourite. Votes name only a
+    # favourite, so this (plurality) order is what first-choice votes carry most
+    # directly; it can differ from `taste_order` when a member is never anyone's
+    # favourite yet beats another head to head (see benchmarks/retrain_cycle.py).
+    taste_favourite_pages: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -278,6 +283,7 @@ async def simulate_votes(
     report = SimulationReport(taste=asdict(taste))
     taste_sum: dict[str, list[float]] = {m.name: [] for m in members}
     best_votes = 0
+    favourites: dict[str, int] = {m.name: 0 for m in members}
     message = 9_000_000_000 + seed * 1_000_000  # fake Discord message ids
 
     for start in range(0, len(pages), batch_pages):
@@ -319,6 +325,8 @@ async def simulate_votes(
             truth = feats @ taste.weights()
             for m, score in zip(members, truth, strict=True):
                 taste_sum[m.name].append(float(score))
+            favourite = members[int(np.argmax(truth))].name
+            favourites[favourite] = favourites.get(favourite, 0) + 1
             pool = by_guild[guild]
             chosen = rng.choice(len(pool), size=min(per_page, len(pool)), replace=False)
             for vi in chosen:
@@ -342,5 +350,6 @@ async def simulate_votes(
     report.member_taste = {k: float(np.mean(v)) for k, v in taste_sum.items() if v}
     report.taste_order = sorted(report.member_taste, key=lambda k: -report.member_taste[k])
     report.taste_best_share = best_votes / max(1, report.votes)
+    report.taste_favourite_pages = favourites
     report.seconds = time.perf_counter() - t0
     return report

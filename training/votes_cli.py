@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import logging
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -109,7 +108,7 @@ def _datasets_root(settings: Any, given: str | None) -> str:
 
 def resolve_family(settings: Any, given: str | None) -> Path:
     """The family folder to change; never the bundled one inside the package."""
-    from models.family import BUNDLED_FAMILY_DIR
+    from models.family import BUNDLED_FAMILY_DIR, copy_bundled_family
 
     root = Path(given or settings.family_path or Path(settings.data_dir) / "family")
     if root.name == "manifest.json":
@@ -119,8 +118,7 @@ def resolve_family(settings: Any, given: str | None) -> Path:
             "COLORBOT_FAMILY points at the bundled family inside the package; point it at a "
             "copy (or pass --family to change the bundled one on purpose)"
         )
-    if not (root / "manifest.json").exists():
-        shutil.copytree(BUNDLED_FAMILY_DIR, root, dirs_exist_ok=True)
+    if copy_bundled_family(root):
         print(
             f"copied the bundled family to {root}; serve it with COLORBOT_FAMILY={root}",
             file=sys.stderr,

@@ -68,5 +68,12 @@ def _run_worker(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if settings.torch_threads == 0 and resolve_device(settings.device).startswith("cpu"):
         settings = dataclasses.replace(settings, torch_threads=1)
+    if settings.family_path:
+        from models.family import copy_bundled_family
+
+        # A writable family folder that retraining will add versions to starts as the
+        # bundled family (compose: COLORBOT_FAMILY=/data/family).
+        if copy_bundled_family(settings.family_path):
+            print(f"copied the bundled family to {settings.family_path}")
     run(settings)
     return 0

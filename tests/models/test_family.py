@@ -8,7 +8,14 @@ import shutil
 import pytest
 import torch
 
-from models.family import BUNDLED_FAMILY_DIR, Family, FamilyError, FamilyMember, save_weights
+from models.family import (
+    BUNDLED_FAMILY_DIR,
+    Family,
+    FamilyError,
+    FamilyMember,
+    copy_bundled_family,
+    save_weights,
+)
 from models.unet import UNet, UNetConfig
 
 DEFAULT_MEMBERS = {"openmoji": "😀", "fluent": "🌈", "clipart": "📎", "artworks": "🎨"}
@@ -124,3 +131,30 @@ def test_weights_of_another_architecture(tmp_path):
 def test_bundled_family_copies_cleanly(tmp_path):
     shutil.copytree(BUNDLED_FAMILY_DIR, tmp_path / "fam")
     assert Family.load(tmp_path / "fam").names == list(DEFAULT_MEMBERS)
+
+
+def test_copy_bundled_family_makes_a_served_copy_once(tmp_path):
+    root = tmp_path / "data" / "family"
+    assert copy_bundled_family(root) is True
+    copied = Family.load(root)
+    assert [m.name for m in copied.members] == [m.name for m in Family.load().members]
+    assert not list(root.parent.glob(".family.copy-*"))  # no scratch copy left behind
+    (root / "marker").write_text("retrained versions live here")
+    assert copy_bundled_family(root) is False  # a family already: left alone
+    assert (root / "marker").exists()
+
+
+def test_copy_bundled_family_fills_an_empty_folder_and_refuses_a_foreign_one(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert copy_bundled_family(empty) is True
+    assert (empty / "manifest.json").exists()
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "cat.jpg").write_bytes(b"not a family")
+    with pytest.raises(FamilyError, match="not a family"):
+        copy_bundled_family(foreign)
+    assert sorted(p.name for p in foreign.iterdir()) == ["cat.jpg"]
+    assert copy_bundled_family(tmp_path / "mine" / "manifest.json") is False
+    assert not (tmp_path / "mine").exists()
+

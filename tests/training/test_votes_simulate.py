@@ -39,6 +39,10 @@ async def test_simulated_votes_go_through_the_db_and_rank_the_taste(db, tmp_path
         move_share=0.3,
     )
     assert report.votes == 120 and report.pages == 24 and report.moved_votes > 0
+    assert sum(report.taste_favourite_pages.values()) == 24
+    assert max(report.taste_favourite_pages, key=report.taste_favourite_pages.get) in (
+        report.taste_order[:2]
+    )
     live = await db.live_votes()
     assert len(live) == 120
     assert len({(v.user_id, v.page_id) for v in live}) == 120  # one live vote per user and page

@@ -194,6 +194,16 @@ def _retrain(args: argparse.Namespace) -> int:
         except ValueError as exc:  # nothing to learn from yet
             print(f"retrain: {exc}", file=sys.stderr)
             report = None
+        except Exception:
+            if args.every <= 0:
+                raise
+            # On a schedule, one failed cycle (a database hiccup, a worker away) must not
+            # end the service: say what happened and try again next time.
+            import traceback
+
+            traceback.print_exc()
+            print(f"retrain: cycle failed; next try in {args.every:g} minutes", file=sys.stderr)
+            report = None
         if report is not None:
             if args.json:
                 print(json.dumps(report.to_dict(), indent=2, default=str))

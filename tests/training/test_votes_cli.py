@@ -89,3 +89,32 @@ def test_promote_and_rollback_commands(data, capsys):
     assert _run(["rollback", "sunny"]) == 0
     assert Family.load(data / "family").get("sunny").version == 1
     assert "rolled back to v1" in capsys.readouterr().out
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_scheduled_retrain_survives_a_failed_cycle(data, monkeypatch, capsys):
+    import training.retrain
+
+    calls = []
+
+    async def failing_cycle(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("database went away")
+
+    def sleep(seconds):
+        assert seconds == 5 * 60
+        raise _Stop  # end the schedule after the first wait
+
+    monkeypatch.setattr(training.retrain, "run_cycle", failing_cycle)
+    monkeypatch.setattr("time.sleep", sleep)
+    with pytest.raises(_Stop):
+        _run(["retrain", "--every", "5"])
+    assert calls == [1]
+    err = capsys.readouterr().err
+    assert "database went away" in err and "next try in 5 minutes" in err
+    # Run once (no schedule), the failure is the command's failure.
+    with pytest.raises(RuntimeError, match="database went away"):
+        _run(["retrain"])

@@ -12,7 +12,9 @@
 5. on *fresh* pages (never voted on, never trained on), each member's new version
    against its parent under the hidden taste.
 
-Prints a summary and writes it as JSON (and the leaderboard chart) under --out.
+Prints a summary and writes it as JSON (and the leaderboard chart) under --out, named
+by taste (and seed, when not 0): `retrain_cycle_<taste>[_seed<N>].json` and
+`..._leaderboard.png`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -34,7 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from db import Database  # noqa: E402
 from models.family import Family  # noqa: E402
-from training.leaderboard import chart_png, format_table, leaderboard_rows  # noqa: E402
+from training.leaderboard import (  # noqa: E402
+    chart_png,
+    format_table,
+    leaderboard,
+    leaderboard_rows,
+)
 from training.promotion import load_version_entry  # noqa: E402
 from training.retrain import CycleConfig, FinetuneConfig, color_with, run_cycle  # noqa: E402
 from training.simulate import TASTES, dataset_pages, simulate_votes, synthetic_page  # noqa: E402
@@ -131,32 +139,33 @@ async def judge_check(db, taste, report, judge_dir: Path) -> dict:
     }
 
 
-async def taste_pairwise(db, taste) -> dict:
-    """The hidden taste's own pairwise verdicts on the voted pages.
-
-    `taste_order` ranks members by their *mean* taste score; the Bradley-Terry board
-    estimates how often one member's coloring is *preferred* to another's. The two can
-    disagree (a member that is loved on a few pages and dull on the rest has a high mean
-    but loses most head-to-heads). This gives the yardstick the board actually estimates:
-    for each pair of members, the share of voted pages where the taste scores a's
-    coloring above b's, and members ordered by their mean head-to-head share. A
-    diagnostic beside `leaderboard_matches_taste`, which stays as it is.
-    """
+async def page_scores(db, score) -> dict[int, dict[str, float]]:
+    """{page id: {member: score}} for every voted page's colorings; `score(page, [colorings])`
+    returns one number per coloring."""
     import io
 
     from PIL import Image
 
-    rows = await db.voted_pages()
+    def img(h: str) -> Image.Image:
+        return Image.open(io.BytesIO(db.store.get(h))).convert("RGB")
+
     per_page: dict[int, dict[str, str]] = {}
-    for row in rows:
+    page_sha: dict[int, str] = {}
+    for row in await db.voted_pages():
+        page_sha[row.page_id] = row.page_sha256
         for ref in (row.voted, *row.others):
             per_page.setdefault(row.page_id, {})[ref.member] = ref.sha256
-    scores: dict[int, dict[str, float]] = {}
+    out = {}
     for pid, by_member in per_page.items():
-        scores[pid] = {
-            m: taste.score(Image.open(io.BytesIO(db.store.get(h))).convert("RGB"))
-            for m, h in by_member.items()
-        }
+        names = sorted(by_member)
+        values = score(img(page_sha[pid]), [img(by_member[m]) for m in names])
+        out[pid] = dict(zip(names, values, strict=True))
+    return out
+
+
+def head_to_head(scores: dict[int, dict[str, float]]) -> dict:
+    """For each pair of members, the share of pages where a's coloring scores above b's,
+    and members ordered by their mean head-to-head share."""
     members = sorted({m for s in scores.values() for m in s})
     share: dict[str, dict[str, float]] = {a: {} for a in members}
     for a in members:
@@ -174,11 +183,48 @@ async def taste_pairwise(db, taste) -> dict:
     }
 
 
+async def taste_pairwise(db, taste) -> dict:
+    """The hidden taste's own pairwise verdicts on the voted pages.
+
+    `taste_order` ranks members by their *mean* taste score; the Bradley-Terry board
+    estimates how often one member's coloring is *picked over* another's. The two can
+    disagree (a member that is the favourite on a few pages and last on the rest is
+    picked often yet loses most head-to-heads). This is the taste's head-to-head view.
+    """
+    return head_to_head(await page_scores(db, lambda _page, cols: [taste.score(c) for c in cols]))
+
+
+async def judge_board(db, judge_dir: Path) -> dict:
+    """`colorbot leaderboard --judge`: Bradley-Terry over every two colorings of each voted
+    page as the judge compares them, also the pairs the votes never show (two colorings
+    nobody picked)."""
+    import io
+
+    from PIL import Image
+
+    from training.judge import judged_preferences, load_judge, score_colorings
+
+    judge = load_judge(judge_dir)
+
+    def image_of(sha256: str) -> Image.Image:
+        return Image.open(io.BytesIO(db.store.get(sha256))).convert("RGB")
+
+    prefs = judged_preferences(
+        await db.voted_pages(), image_of, functools.partial(score_colorings, judge)
+    )
+    rows = leaderboard(prefs, rounds=200)
+    return {"order": [r.member for r in rows], "rows": [r.to_dict() for r in rows]}
+
+
 def _dump(args: argparse.Namespace, out: dict) -> None:
     """Write what is known so far (a long run on a shared machine may be cut short)."""
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    path = Path(args.out) / "retrain_cycle.json"
-    path.write_text(json.dumps(out, indent=2, default=str) + "\n", encoding="utf-8")
+    _result_path(args).write_text(json.dumps(out, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def _result_path(args: argparse.Namespace, suffix: str = ".json") -> Path:
+    seed = f"_seed{args.seed}" if args.seed else ""
+    return Path(args.out) / f"retrain_cycle_{args.taste}{seed}{suffix}"
 
 
 async def main(args: argparse.Namespace) -> dict:
@@ -261,7 +307,7 @@ async def main(args: argparse.Namespace) -> dict:
         out["taste_pairwise"] = await taste_pairwise(db, taste)
         out["leaderboard_matches_taste_pairwise"] = board == out["taste_pairwise"]["order"]
         Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "retrain_cycle_leaderboard.png").write_bytes(
+        _result_path(args, "_leaderboard.png").write_bytes(
             chart_png(rows, f"Leaderboard from {sim.votes} simulated votes ({args.taste} taste)")
         )
         _dump(args, out)
@@ -291,6 +337,8 @@ async def main(args: argparse.Namespace) -> dict:
             print(f"  {m.member} v{m.version}: {'PROMOTED' if m.promoted else 'kept'} ({m.reason})")
 
         out["judge_check"] = await judge_check(db, taste, report, work / "judge")
+        out["judge_board"] = await judge_board(db, work / "judge")
+        out["judge_board_matches_taste"] = out["judge_board"]["order"] == sim.taste_order
         print("judge check:", out["judge_check"], flush=True)
         _dump(args, out)
 
@@ -327,6 +375,9 @@ async def main(args: argparse.Namespace) -> dict:
             "leaderboard_pairs": out["leaderboard_pairs"],
             "taste_pairwise_order": out["taste_pairwise"]["order"],
             "leaderboard_matches_taste_pairwise": out["leaderboard_matches_taste_pairwise"],
+            "taste_favourite_pages": sim.taste_favourite_pages,
+            "judge_board_order": out["judge_board"]["order"],
+            "judge_board_matches_taste": out["judge_board_matches_taste"],
             "cycle_seconds": out["cycle_seconds"],
             "cycle_cpu_seconds": out["cycle_cpu_seconds"],
             "cycle_ok (<= 900)": out["cycle_seconds"] <= 900,
@@ -340,7 +391,5 @@ async def main(args: argparse.Namespace) -> dict:
 if __name__ == "__main__":
     a = parse_args()
     result = asyncio.run(main(a))
-    Path(a.out).mkdir(parents=True, exist_ok=True)
-    path = Path(a.out) / "retrain_cycle.json"
-    path.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
-    print("written", path)
+    _dump(a, result)
+    print("written", _result_path(a))

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,6 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from models.colorspace import normalize_lab, rgb_to_lab
+from training.votes import Preference, PreferenceSet, member_key
 
 N_STATS = 8  # color statistics the judge's second path sees
 
@@ -249,3 +252,57 @@ def score_colorings(judge: Judge, page: Image.Image, colorings: list[Image.Image
         return []
     x = torch.stack([judge_inputs(page, c, judge.cfg.size) for c in colorings])
     return score_inputs(judge, x).tolist()
+
+
+# --- the judge's view of the voted pages ----------------------------------------------
+
+
+def judged_preferences(
+    voted: Iterable[Any],
+    image_of: Callable[[str], Image.Image],
+    score: Callable[[Image.Image, list[Image.Image]], list[float]],
+    *,
+    by_version: bool = False,
+) -> PreferenceSet:
+    """Pairs as the judge sees them: on each voted page, every two colorings people were
+    shown, the one `score` rates higher winning (ties give no pair).
+
+    A vote names only the voter's favourite, so two colorings nobody picked are never
+    compared by the votes; a steady runner-up can then rank below a member that is the
+    favourite on a few pages and last elsewhere. The judge, trained on those votes,
+    scores every coloring and fills in those comparisons. `voted` are `db.VotedPage`
+    rows, `image_of(sha256)` opens a stored picture, `score(page, colorings)` is e.g.
+    `functools.partial(score_colorings, judge)`. A pair's group is its page, so a
+    bootstrap resamples pages.
+    """
+    pages: dict[int, tuple[str, dict[int, Any]]] = {}
+    for row in voted:
+        _, shown = pages.setdefault(row.page_id, (row.page_sha256, {}))
+        for ref in (row.voted, *row.others):
+            shown[ref.coloring_id] = ref
+    out = PreferenceSet()
+    for page_id, (page_sha, shown) in sorted(pages.items()):
+        refs = [shown[k] for k in sorted(shown)]
+        values = score(image_of(page_sha), [image_of(r.sha256) for r in refs])
+        made = 0
+        for i, a in enumerate(refs):
+            for j in range(i + 1, len(refs)):
+                b = refs[j]
+                ka = member_key(a.member, a.version, by_version)
+                kb = member_key(b.member, b.version, by_version)
+                if ka == kb or values[i] == values[j]:
+                    continue
+                win, lose = (a, b) if values[i] > values[j] else (b, a)
+                out.pairs.append(
+                    Preference(
+                        page_id=page_id,
+                        winner=member_key(win.member, win.version, by_version),
+                        loser=member_key(lose.member, lose.version, by_version),
+                        winner_coloring_id=win.coloring_id,
+                        loser_coloring_id=lose.coloring_id,
+                        group=page_id,
+                    )
+                )
+                made += 1
+        out.pages += made > 0
+    return out

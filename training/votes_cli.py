@@ -1,6 +1,6 @@
 """`colorbot` subcommands for learning from votes.
 
-    colorbot leaderboard [--guild ID] [--json] [--chart FILE]
+    colorbot leaderboard [--guild ID] [--json] [--chart FILE] [--judge]
     colorbot retrain [--members a,b] [--no-promote] [--every MINUTES]
     colorbot promote MEMBER VERSION
     colorbot rollback MEMBER
@@ -35,6 +35,12 @@ def register_vote_commands(subparsers: Any) -> None:
     p.add_argument("--chart", type=Path, default=None, help="also write the chart PNG here")
     p.add_argument("--rounds", type=int, default=200, help="bootstrap rounds for the intervals")
     p.add_argument("--by-version", action="store_true", help="rank member versions")
+    p.add_argument(
+        "--judge",
+        action="store_true",
+        help="the judge's head-to-head instead of the votes: every two colorings of each "
+        "voted page compared by the judge `colorbot retrain` trained (<data>/judge)",
+    )
     p.set_defaults(handler=_leaderboard)
 
     p = subparsers.add_parser("retrain", help="learn from the votes: judge, fine-tune, gate")
@@ -135,25 +141,62 @@ async def _open_db(settings: Any) -> Any:
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
-    from training.leaderboard import chart_png, format_table, leaderboard_rows
+    from training.leaderboard import chart_png, format_table, leaderboard, leaderboard_rows
+
+    settings = _settings()
+    judge_dir = Path(settings.data_dir) / "judge"
+    if args.judge and not (judge_dir / "judge.json").exists():
+        print(f"no judge in {judge_dir} yet: `colorbot retrain` trains one from the votes",
+              file=sys.stderr)
+        return 1
 
     async def run() -> list:
-        db = await _open_db(_settings())
+        db = await _open_db(settings)
         try:
-            return await leaderboard_rows(
-                db, args.guild, rounds=args.rounds, by_version=args.by_version
+            if not args.judge:
+                return await leaderboard_rows(
+                    db, args.guild, rounds=args.rounds, by_version=args.by_version
+                )
+            return await asyncio.to_thread(
+                leaderboard, await _judged(db, judge_dir, args), rounds=args.rounds
             )
         finally:
             await db.close()
 
     rows = asyncio.run(run())
+    title = "The judge's head-to-head" if args.judge else "Family leaderboard"
     if args.json:
         print(json.dumps([r.to_dict() for r in rows], indent=2, ensure_ascii=False))
     else:
+        if args.judge:
+            print(f"{title} (every two colorings of each voted page, compared by the judge)")
         print(format_table(rows))
     if args.chart:
-        args.chart.write_bytes(chart_png(rows))
+        args.chart.write_bytes(chart_png(rows, title))
     return 0
+
+
+async def _judged(db: Any, judge_dir: Path, args: argparse.Namespace) -> Any:
+    import functools
+    import io
+
+    from PIL import Image
+
+    from training.judge import judged_preferences, load_judge, score_colorings
+
+    rows = await db.voted_pages(args.guild)
+    judge = load_judge(judge_dir)
+
+    def image_of(sha256: str) -> Image.Image:
+        return Image.open(io.BytesIO(db.store.get(sha256))).convert("RGB")
+
+    return await asyncio.to_thread(
+        judged_preferences,
+        rows,
+        image_of,
+        functools.partial(score_colorings, judge),
+        by_version=args.by_version,
+    )
 
 
 def _retrain(args: argparse.Namespace) -> int:

@@ -91,3 +91,56 @@ def test_score_is_differentiable_in_the_coloring_at_any_size():
     lab = torch.zeros(2, 3, 40, 56, requires_grad=True)
     judge(torch.ones(2, 1, 40, 56), lab).sum().backward()
     assert lab.grad is not None and lab.grad.abs().sum() > 0
+
+
+def _voted_rows():
+    """First-choice votes on 10 pages where 'steady' is always second and never picked,
+    and 'swingy' is picked on 3 pages and last on the other 7."""
+    from datetime import UTC, datetime
+
+    from db.results import ColoringRef, VotedPage
+
+    pages = [{"top": 3, "steady": 2, "weak": 1, "swingy": 0}] * 7
+    pages += [{"swingy": 3, "top": 2, "steady": 1.5, "weak": 1}] * 3
+    rows, utility, cid = [], {}, 0
+    for p, utilities in enumerate(pages):
+        refs = []
+        for member, u in utilities.items():
+            cid += 1
+            utility[f"c{cid}"] = u
+            refs.append(ColoringRef(cid, member, 1, 0, "", f"c{cid}", {}))
+        best = max(refs, key=lambda r: utility[r.sha256])
+        for voter in range(5):
+            rows.append(
+                VotedPage(
+                    vote_id=p * 10 + voter, user_id=voter, guild_id=1, page_id=p,
+                    page_sha256=f"page{p}", page_kind="lineart", voted=best,
+                    others=tuple(r for r in refs if r is not best),
+                    voted_at=datetime(2026, 12, 1, tzinfo=UTC), source="simulated",
+                )
+            )
+    return rows, utility
+
+
+def test_judged_pairs_compare_the_colorings_votes_never_compare():
+    from PIL import Image
+
+    from training.judge import judged_preferences
+    from training.leaderboard import leaderboard
+    from training.votes import preferences_from_voted_pages
+
+    rows, utility = _voted_rows()
+
+    def image_of(sha):
+        img = Image.new("RGB", (2, 2))
+        img.info["u"] = utility.get(sha, 0.0)
+        return img
+
+    by_votes = [r.member for r in leaderboard(preferences_from_voted_pages(rows), rounds=0)]
+    assert by_votes[:2] == ["top", "swingy"]  # a favourite on 3 pages beats a steady second
+    judged = judged_preferences(rows, image_of, lambda _page, cols: [c.info["u"] for c in cols])
+    assert judged.pages == 10 and len(judged.pairs) == 10 * 6  # every two of four, per page
+    assert {p.group for p in judged.pairs} == set(range(10))  # bootstrap resamples pages
+    by_judge = [r.member for r in leaderboard(judged, rounds=20)]
+    # steady beats swingy head to head on 7 of 10 pages (mean utility 1.85 vs 0.9)
+    assert by_judge[:2] == ["top", "steady"]

@@ -118,3 +118,20 @@ def test_scheduled_retrain_survives_a_failed_cycle(data, monkeypatch, capsys):
     # Run once (no schedule), the failure is the command's failure.
     with pytest.raises(RuntimeError, match="database went away"):
         _run(["retrain"])
+
+
+def test_leaderboard_by_the_judge(data, capsys):
+    from training.judge import Judge, JudgeConfig, save_judge
+
+    assert _run(["leaderboard", "--judge"]) == 1
+    assert "colorbot retrain" in capsys.readouterr().err
+    torch_judge = Judge(JudgeConfig(size=16, base_channels=4, levels=2, hidden=8))
+    save_judge(torch_judge, data / "data" / "judge")
+    assert _run(["leaderboard", "--judge", "--json", "--rounds", "5"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["member"] for r in rows} == {"sunny", "rosy", "leafy", "icy"}
+    # 10 voted pages, four colorings each: six judged pairs a page, two players a pair.
+    assert sum(r["games"] for r in rows) == 2 * 6 * 10
+    assert _run(["leaderboard", "--judge", "--chart", str(data / "j.png"), "--rounds", "5"]) == 0
+    assert "judge's head-to-head" in capsys.readouterr().out
+    assert (data / "j.png").read_bytes()[:4] == b"\x89PNG"

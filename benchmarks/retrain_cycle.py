@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import functools
 import json
 import os
 import shutil
@@ -198,21 +197,9 @@ async def judge_board(db, judge_dir: Path) -> dict:
     """`colorbot leaderboard --judge`: Bradley-Terry over every two colorings of each voted
     page as the judge compares them, also the pairs the votes never show (two colorings
     nobody picked)."""
-    import io
+    from training.judge import load_judge, load_judged_preferences
 
-    from PIL import Image
-
-    from training.judge import judged_preferences, load_judge, score_colorings
-
-    judge = load_judge(judge_dir)
-
-    def image_of(sha256: str) -> Image.Image:
-        return Image.open(io.BytesIO(db.store.get(sha256))).convert("RGB")
-
-    prefs = judged_preferences(
-        await db.voted_pages(), image_of, functools.partial(score_colorings, judge)
-    )
-    rows = leaderboard(prefs, rounds=200)
+    rows = leaderboard(await load_judged_preferences(db, load_judge(judge_dir)), rounds=200)
     return {"order": [r.member for r in rows], "rows": [r.to_dict() for r in rows]}
 
 

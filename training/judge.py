@@ -306,3 +306,27 @@ def judged_preferences(
                 made += 1
         out.pages += made > 0
     return out
+
+
+async def load_judged_preferences(
+    db: Any, judge: Judge, guild_id: int | None = None, *, by_version: bool = False
+) -> PreferenceSet:
+    """`judged_preferences` of the live votes in `db` (one guild, or all), pictures read
+    from its store; the scoring runs in a thread."""
+    import asyncio
+    import functools
+    import io
+
+    rows = await db.voted_pages(guild_id)
+
+    def image_of(sha256: str) -> Image.Image:
+        return Image.open(io.BytesIO(db.store.get(sha256))).convert("RGB")
+
+    return await asyncio.to_thread(
+        judged_preferences,
+        rows,
+        image_of,
+        functools.partial(score_colorings, judge),
+        by_version=by_version,
+    )
+

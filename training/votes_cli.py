@@ -157,9 +157,12 @@ def _leaderboard(args: argparse.Namespace) -> int:
                 return await leaderboard_rows(
                     db, args.guild, rounds=args.rounds, by_version=args.by_version
                 )
-            return await asyncio.to_thread(
-                leaderboard, await _judged(db, judge_dir, args), rounds=args.rounds
+            from training.judge import load_judge, load_judged_preferences
+
+            prefs = await load_judged_preferences(
+                db, load_judge(judge_dir), args.guild, by_version=args.by_version
             )
+            return await asyncio.to_thread(leaderboard, prefs, rounds=args.rounds)
         finally:
             await db.close()
 
@@ -174,29 +177,6 @@ def _leaderboard(args: argparse.Namespace) -> int:
     if args.chart:
         args.chart.write_bytes(chart_png(rows, title))
     return 0
-
-
-async def _judged(db: Any, judge_dir: Path, args: argparse.Namespace) -> Any:
-    import functools
-    import io
-
-    from PIL import Image
-
-    from training.judge import judged_preferences, load_judge, score_colorings
-
-    rows = await db.voted_pages(args.guild)
-    judge = load_judge(judge_dir)
-
-    def image_of(sha256: str) -> Image.Image:
-        return Image.open(io.BytesIO(db.store.get(sha256))).convert("RGB")
-
-    return await asyncio.to_thread(
-        judged_preferences,
-        rows,
-        image_of,
-        functools.partial(score_colorings, judge),
-        by_version=args.by_version,
-    )
 
 
 def _retrain(args: argparse.Namespace) -> int:

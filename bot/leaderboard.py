@@ -18,9 +18,6 @@ class Standing(Protocol):
     member: str
 
     @property
-    def score(self) -> float: ...  # what the ranking sorts by, higher is better
-
-    @property
     def detail(self) -> str: ...  # one line for people: "1043 (1001–1090, 95%) · ..."
 
 

@@ -19,6 +19,7 @@ Inputs are in network scale (`models.colorspace`: L/50 − 1, ab/110) and resize
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -284,26 +285,26 @@ def judged_preferences(
     for page_id, (page_sha, shown) in sorted(pages.items()):
         refs = [shown[k] for k in sorted(shown)]
         values = score(image_of(page_sha), [image_of(r.sha256) for r in refs])
+        scored = [
+            (ref, member_key(ref.member, ref.version, by_version), value)
+            for ref, value in zip(refs, values, strict=True)
+        ]
         made = 0
-        for i, a in enumerate(refs):
-            for j in range(i + 1, len(refs)):
-                b = refs[j]
-                ka = member_key(a.member, a.version, by_version)
-                kb = member_key(b.member, b.version, by_version)
-                if ka == kb or values[i] == values[j]:
-                    continue
-                win, lose = (a, b) if values[i] > values[j] else (b, a)
-                out.pairs.append(
-                    Preference(
-                        page_id=page_id,
-                        winner=member_key(win.member, win.version, by_version),
-                        loser=member_key(lose.member, lose.version, by_version),
-                        winner_coloring_id=win.coloring_id,
-                        loser_coloring_id=lose.coloring_id,
-                        group=page_id,
-                    )
+        for x, y in itertools.combinations(scored, 2):
+            if x[1] == y[1] or x[2] == y[2]:  # the same member key, or a tie
+                continue
+            (win, kw, _), (lose, kl, _) = (x, y) if x[2] > y[2] else (y, x)
+            out.pairs.append(
+                Preference(
+                    page_id=page_id,
+                    winner=kw,
+                    loser=kl,
+                    winner_coloring_id=win.coloring_id,
+                    loser_coloring_id=lose.coloring_id,
+                    group=page_id,
                 )
-                made += 1
+            )
+            made += 1
         out.pages += made > 0
     return out
 

@@ -47,11 +47,7 @@ class LeaderboardRow:
     def win_rate(self) -> float:
         return self.wins / self.games if self.games else 0.0
 
-    # The bot's `/leaderboard` reads rows as `bot.leaderboard.Standing`s: member, score, detail.
-    @property
-    def score(self) -> float:
-        return self.rating
-
+    # The bot's `/leaderboard` reads rows as `bot.leaderboard.Standing`s: member, detail.
     @property
     def detail(self) -> str:
         return (

@@ -326,7 +326,7 @@ async def simulate_votes(
             for m, score in zip(members, truth, strict=True):
                 taste_sum[m.name].append(float(score))
             favourite = members[int(np.argmax(truth))].name
-            favourites[favourite] = favourites.get(favourite, 0) + 1
+            favourites[favourite] += 1
             pool = by_guild[guild]
             chosen = rng.choice(len(pool), size=min(per_page, len(pool)), replace=False)
             for vi in chosen:

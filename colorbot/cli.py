@@ -13,7 +13,7 @@ import logging
 import sys
 
 # Packages that add subcommands, in the order they show in --help.
-_COMMAND_MODULES = ("bot.cli", "models.cli", "db.cli", "training.cli")
+_COMMAND_MODULES = ("bot.cli", "models.cli", "db.cli", "training.cli", "web.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,6 +32,7 @@ COGS = (
     "bot.cogs.leaderboard",
     "bot.cogs.channels",
     "bot.cogs.forget",
+    "bot.cogs.gallery",
 )
 
 

@@ -28,9 +28,16 @@ colorbot run needs a Discord bot token in DISCORD_TOKEN.
 
 
 def register(subparsers: Any) -> None:
-    run = subparsers.add_parser("run", help="run the Discord bot")
+    from colorbot.clihelp import DefaultsHelpFormatter
+
+    run = subparsers.add_parser(
+        "run", help="run the Discord bot", formatter_class=DefaultsHelpFormatter,
+        description="Run the Discord bot until Ctrl-C / SIGTERM. Reads DISCORD_TOKEN and the "
+        "other settings from the environment or ./.env (see .env.example); colors in this "
+        "process unless WORKER_URLS names worker services.",
+    )
     run.add_argument("--no-upgrade", action="store_true",
-                     help="do not migrate the database before starting")
+                     help="do not migrate the database before starting (default: migrate)")
     run.set_defaults(handler=run_bot)
 
 

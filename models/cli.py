@@ -26,8 +26,10 @@ def _strength(text: str) -> float:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from colorbot.clihelp import DefaultsHelpFormatter
+
     p = subparsers.add_parser(
-        "colorize",
+        "colorize", formatter_class=DefaultsHelpFormatter,
         help="color page files with the family, offline",
         description=(
             "Color each PAGE with every family member (or the ones named with --member). "
@@ -46,20 +48,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--no-fill", dest="fill", action="store_false", default=None,
-        help="don't flatten each region enclosed by lines to one color (line art)",
+        help="don't flatten each region enclosed by lines to one color "
+        "(default: flatten on line art, not on photos)",
     )
     p.add_argument(
         "--kind", choices=("auto", "lineart", "photo"), default="auto",
         help="page kind; auto detects line art vs grayscale photo (default)",
     )
-    p.add_argument("--family", default=None, help="family folder or manifest (default: bundled)")
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    p.add_argument("--family", default=None,
+                   help="family folder or manifest (default: $COLORBOT_FAMILY or the bundled one)")
+    p.add_argument("--device", default=None,
+                   help="torch device: cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--batch", type=int, default=4, help="pages per network call (default 4)")
     p.set_defaults(handler=colorize_command)
 
-    f = subparsers.add_parser("family", help="list the family members")
-    f.add_argument("--json", action="store_true", help="machine-readable output")
-    f.add_argument("--family", default=None, help="family folder or manifest (default: bundled)")
+    f = subparsers.add_parser("family", help="list the family members",
+                              formatter_class=DefaultsHelpFormatter)
+    f.add_argument("--json", action="store_true", help="machine-readable output (JSON list)")
+    f.add_argument("--family", default=None,
+                   help="family folder or manifest (default: $COLORBOT_FAMILY or the bundled one)")
     f.set_defaults(handler=family_command)
 
     from models.worker.cli import register_worker_command  # `colorbot worker` (issue 3)

@@ -13,22 +13,31 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    db = subparsers.add_parser("db", help="database schema: upgrade, downgrade, current")
+    from colorbot.clihelp import DefaultsHelpFormatter as fmt
+
+    db = subparsers.add_parser("db", help="database schema: upgrade, downgrade, current",
+                               formatter_class=fmt)
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
 
-    up = db_sub.add_parser("upgrade", help="migrate the database to the newest schema")
-    up.add_argument("revision", nargs="?", default="head", help="target revision (head)")
+    up = db_sub.add_parser("upgrade", help="migrate the database to the newest schema",
+                           formatter_class=fmt)
+    up.add_argument("revision", nargs="?", default="head",
+                    help="target revision (default: head, the newest)")
     up.set_defaults(handler=_friendly(_upgrade))
 
-    down = db_sub.add_parser("downgrade", help="migrate the database down (base: empty)")
+    down = db_sub.add_parser("downgrade", help="migrate the database down (base: empty)",
+                             formatter_class=fmt)
     down.add_argument("revision", help="target revision, e.g. -1 or base")
     down.set_defaults(handler=_friendly(_downgrade))
 
-    cur = db_sub.add_parser("current", help="print the revision the database is at")
+    cur = db_sub.add_parser("current", help="print the revision the database is at",
+                            formatter_class=fmt)
     cur.set_defaults(handler=_friendly(_current))
 
-    rev = db_sub.add_parser("revision", help="(developers) write a new migration")
-    rev.add_argument("-m", "--message", required=True)
+    rev = db_sub.add_parser("revision", help="(developers) write a new migration",
+                            formatter_class=fmt)
+    rev.add_argument("-m", "--message", required=True,
+                     help="what the migration does (its file name and docstring)")
     rev.add_argument(
         "--autogenerate",
         action="store_true",
@@ -36,15 +45,16 @@ def register(subparsers: Any) -> None:
     )
     rev.set_defaults(handler=_revision)
 
-    votes = subparsers.add_parser("votes", help="the votes people cast")
+    votes = subparsers.add_parser("votes", help="the votes people cast", formatter_class=fmt)
     votes_sub = votes.add_subparsers(dest="votes_command", metavar="ACTION", required=True)
     export = votes_sub.add_parser(
         "export",
         help="live votes as JSON lines (guild, channel, message, page hash, user, "
         "member, member version, time)",
+        formatter_class=fmt,
     )
     export.add_argument("--out", type=Path, help="file to write (default: stdout)")
-    export.add_argument("--guild", type=int, help="only this guild's votes")
+    export.add_argument("--guild", type=int, help="only this guild's votes (default: all)")
     export.set_defaults(handler=_friendly(_export))
 
 

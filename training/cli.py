@@ -33,41 +33,66 @@ def register(subparsers) -> None:
 
 
 def _register_train(subparsers) -> None:
+    from colorbot.clihelp import DefaultsHelpFormatter
+
     p = subparsers.add_parser(
         "train", help="train a family member on a dataset (resumable)",
+        formatter_class=DefaultsHelpFormatter,
         description="Train a colorizer on a (page, color) dataset. Checkpoints, snapshot "
         "sheets, the growing-up GIF and loss curves go to --out. Under torchrun it trains "
-        "with DistributedDataParallel (gloo on CPU, NCCL on GPUs).",
+        "with DistributedDataParallel (gloo on CPU, NCCL on GPUs). Options left out come "
+        "from --config, else from the resumed run, else from the defaults shown here.",
     )
-    p.add_argument("--dataset", type=Path, help="dataset folder with manifest.jsonl")
+    p.add_argument("--dataset", type=Path,
+                   help="dataset folder with manifest.jsonl (needed for a new run)")
     p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, pictures)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out with its saved config (options given "
                    "here, e.g. --steps, override it)")
-    p.add_argument("--config", type=Path, help="JSON file of TrainConfig fields")
-    p.add_argument("--arch", dest="architecture", choices=("unet", "pix2pix"))
+    p.add_argument("--config", type=Path,
+                   help="JSON file of TrainConfig fields (default: none; options here win)")
+    p.add_argument("--arch", dest="architecture", choices=("unet", "pix2pix"),
+                   help="unet: encoder-decoder; pix2pix: U-Net + PatchGAN (default: unet)")
     p.add_argument("--kind", choices=("lineart", "photo"),
-                   help="lineart: predict L, a, b; photo: predict a, b")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--crop", dest="crop_size", type=int, help="training crop size (px)")
-    p.add_argument("--load-size", type=int, help="long side pictures are scaled to (px)")
-    p.add_argument("--base-channels", type=int, help="network width")
-    p.add_argument("--depth", type=int, help="network depth (levels)")
+                   help="lineart: predict L, a, b; photo: predict a, b (default: lineart)")
+    p.add_argument("--steps", type=int,
+                   help="optimizer steps of the whole run; --resume continues to it "
+                   "(default: 2000)")
+    p.add_argument("--batch-size", type=int,
+                   help="pages per step per process (default: 16)")
+    p.add_argument("--lr", type=float,
+                   help="peak learning rate, warm-up then cosine decay (default: 0.002)")
+    p.add_argument("--crop", dest="crop_size", type=int,
+                   help="training crop size in px (default: 112)")
+    p.add_argument("--load-size", type=int,
+                   help="long side pictures are scaled to, in px (default: 144)")
+    p.add_argument("--base-channels", type=int,
+                   help="network width: channels of the first level (default: 16)")
+    p.add_argument("--depth", type=int, help="network depth in levels (default: 4)")
     p.add_argument("--ab-bins", type=int,
-                   help="U-Net: a/b classification cells per axis (0 = L1 regression)")
-    p.add_argument("--rebalance", type=float, help="class rebalancing lambda (1 = off)")
-    p.add_argument("--snapshot-every", type=int)
-    p.add_argument("--checkpoint-every", type=int)
-    p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
-    p.add_argument("--workers", dest="num_workers", type=int, help="DataLoader workers")
-    p.add_argument("--max-minutes", type=float, help="stop (checkpointed) after this long")
-    p.add_argument("--limit", type=int, help="only the first N training pairs")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--no-amp", dest="amp", action="store_false", default=None)
-    p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+                   help="U-Net: a/b classification cells per axis, odd; 0 = L1 regression "
+                   "(default: 0)")
+    p.add_argument("--rebalance", type=float,
+                   help="class rebalancing lambda, 1 = off (default: 0.5)")
+    p.add_argument("--snapshot-every", type=int,
+                   help="steps between snapshot sheets of the validation pages (default: 200)")
+    p.add_argument("--checkpoint-every", type=int,
+                   help="steps between checkpoints (default: 100)")
+    p.add_argument("--threads", type=int,
+                   help="torch CPU threads; 0 = torch's choice (default: 0)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ... (default: auto, CUDA if present)")
+    p.add_argument("--workers", dest="num_workers", type=int,
+                   help="DataLoader worker processes (default: 0)")
+    p.add_argument("--max-minutes", type=float,
+                   help="stop (checkpointed) after this long; 0 = no limit (default: 0)")
+    p.add_argument("--limit", type=int,
+                   help="only the first N training pairs; 0 = all (default: 0)")
+    p.add_argument("--seed", type=int,
+                   help="seed for init, crops and dropout (default: 0)")
+    p.add_argument("--no-amp", dest="amp", action="store_false", default=None,
+                   help="CUDA: train in float32 (default: float16 autocast on CUDA)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                   help="no progress bar (default: a bar)")
     p.set_defaults(handler=_train)
 
 
@@ -116,23 +141,30 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _register_evaluate(subparsers) -> None:
+    from colorbot.clihelp import DefaultsHelpFormatter
+
     p = subparsers.add_parser(
         "evaluate", help="score members against the true colors of a test split",
+        formatter_class=DefaultsHelpFormatter,
         description="Color a dataset split through the pipeline and report mean CIEDE2000 "
         "to the true colors, colorfulness and lines kept dark, next to two baselines (the "
         "uncolored page; A/B-only, i.e. the coloring with the page's L kept). With several "
         "members, also their pairwise CIEDE2000 on the same pages.",
     )
-    p.add_argument("members", nargs="+", metavar="MEMBER")
-    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("members", nargs="+", metavar="MEMBER", help="family members to score")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"),
+                   help="dataset split to color")
     p.add_argument("--dataset", type=Path,
                    help="dataset folder (default $COLORBOT_DATASETS/<member's collection>)")
     p.add_argument("--family", help="family folder or manifest (default: settings/bundled)")
-    p.add_argument("--limit", type=int, default=0, help="only the first N pages of the split")
+    p.add_argument("--limit", type=int, default=0,
+                   help="only the first N pages of the split (default: 0, all)")
     p.add_argument("--json", type=Path, help="where to save the report (default: "
                    "eval_<members>_<split>.json in the current folder)")
-    p.add_argument("--device", default=None)
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--device", default=None,
+                   help="torch device: cpu, cuda ... (default: cuda if available)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads (default: 0, torch's choice)")
     p.add_argument("--no-raw", dest="raw", action="store_false",
                    help="skip the 'network (no fill)' row")
     p.set_defaults(handler=_evaluate)
@@ -173,16 +205,21 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _register_export(subparsers) -> None:
+    from colorbot.clihelp import DefaultsHelpFormatter
+
     p = subparsers.add_parser(
-        "export", help="make a training run a family member (fp16 weights, card, manifest)")
+        "export", help="make a training run a family member (fp16 weights, card, manifest)",
+        formatter_class=DefaultsHelpFormatter)
     p.add_argument("run", type=Path, help="run folder (with checkpoint.pt)")
-    p.add_argument("--name", required=True)
+    p.add_argument("--name", required=True, help="member name (lower case; the vote key)")
     p.add_argument("--emoji", required=True, help="the voting emoji (no U+FE0F)")
-    p.add_argument("--description", required=True)
+    p.add_argument("--description", required=True, help="one line for /family and the card")
     p.add_argument("--work-size", type=int, default=256, help="working resolution (long side)")
     p.add_argument("--family", type=Path, help="family folder (default: the bundled one)")
-    p.add_argument("--trained-on", default="")
-    p.add_argument("--license", default="")
+    p.add_argument("--trained-on", default="",
+                   help="what the member grew up on, for the card (default: empty)")
+    p.add_argument("--license", default="",
+                   help="license of the training pictures, for the card (default: empty)")
     p.add_argument("--collection", default="", help="dataset collection name (evaluation)")
     p.add_argument("--temperature", type=float,
                    help="U-Net classification head: annealed-mean temperature")

@@ -151,6 +151,7 @@ class WorkerClient:
         *,
         backoff_s: float = 0.2,
         connect_timeout: float = 5.0,
+        token: str = "",
     ) -> None:
         if isinstance(urls, str):
             urls = [u for u in urls.split(",")]
@@ -166,6 +167,8 @@ class WorkerClient:
         self.connect_timeout = connect_timeout
         self._next = random.randrange(len(self.urls))
         self._session: aiohttp.ClientSession | None = None
+        # Sent as `Authorization: Bearer` when set; never logged.
+        self._token = token
 
     async def __aenter__(self) -> WorkerClient:
         return self
@@ -185,7 +188,8 @@ class WorkerClient:
                 timeout=aiohttp.ClientTimeout(
                     total=self.timeout, sock_connect=min(self.connect_timeout, self.timeout)
                 ),
-                headers={"User-Agent": "colorbot-worker-client"},
+                headers={"User-Agent": "colorbot-worker-client",
+                         **({"Authorization": f"Bearer {self._token}"} if self._token else {})},
             )
         return self._session
 
@@ -315,11 +319,15 @@ class InProcessWorker:
         max_batch_size: int = 4,
         max_wait_ms: float = 10.0,
         max_queue_size: int = 32,
+        max_page_pixels: int | None = None,
         backend: Any = None,
     ) -> None:
         self.family_path = family_path or ""
         self.device = device
         self._limits = (max_batch_size, max_wait_ms, max_queue_size)
+        # The page budget holds here as in a worker service: big pages are colored at
+        # this many pixels at most (None: the worker's default).
+        self.max_page_pixels = max_page_pixels
         self._backend = backend  # tests: a fake colorizing core
         self._engine: Any = None
         self._starting: asyncio.Lock | None = None
@@ -340,9 +348,10 @@ class InProcessWorker:
                 from models.worker.settings import WorkerSettings
 
                 batch, wait, queue = self._limits
+                budget = {"max_page_pixels": self.max_page_pixels} if self.max_page_pixels else {}
                 settings = WorkerSettings(
                     family_path=self.family_path, device=self.device, max_batch_size=batch,
-                    max_wait_ms=wait, max_queue_size=queue, reload_poll_s=0,
+                    max_wait_ms=wait, max_queue_size=queue, reload_poll_s=0, **budget,
                 )
                 engine = Engine(settings, self._backend)
                 try:
@@ -412,5 +421,6 @@ class InProcessWorker:
 def make_worker(settings: Settings) -> WorkerClient | InProcessWorker:
     """WORKER_URLS set: a WorkerClient over them; empty: the in-process worker."""
     if settings.worker_urls:
-        return WorkerClient(settings.worker_urls)
-    return InProcessWorker(settings.family_path or None)
+        return WorkerClient(settings.worker_urls, token=settings.worker_token)
+    return InProcessWorker(settings.family_path or None,
+                           max_page_pixels=settings.max_page_pixels)

@@ -27,6 +27,11 @@ class Settings:
     database_url: str = ""
     # Worker base URLs; empty means the in-process worker.
     worker_urls: tuple[str, ...] = ()
+    # Bearer token the workers ask for on /v1/colorize (COLORBOT_WORKER_TOKEN); never logged.
+    worker_token: str = field(default="", repr=False)
+    # A page's colored size at most, in pixels; bigger pages are scaled down to it
+    # (the in-process worker's memory budget; the worker services have their own).
+    max_page_pixels: int = 4_000_000
     # Where pages, colorings and the SQLite file live.
     data_dir: Path = field(default_factory=default_data_dir)
     # Family manifest to serve; empty means the bundled family.
@@ -55,6 +60,8 @@ class Settings:
             discord_token=env.get("DISCORD_TOKEN", ""),
             database_url=env.get("DATABASE_URL", ""),
             worker_urls=_split(env.get("WORKER_URLS", "")),
+            worker_token=env.get("COLORBOT_WORKER_TOKEN", ""),
+            max_page_pixels=int(env.get("COLORBOT_MAX_PAGE_PIXELS", "") or 4_000_000),
             data_dir=Path(env.get("COLORBOT_DATA", "data")).expanduser(),
             family_path=env.get("COLORBOT_FAMILY", ""),
             default_channels=_split(env.get("COLORBOT_CHANNELS", "coloring")),

@@ -176,6 +176,52 @@ def load_page(
 
 
 
+def fit_pixels(image: Image.Image, max_pixels: int) -> Image.Image:
+    """`image` scaled down (aspect kept) to at most `max_pixels`; as is when it fits.
+
+    This is the memory budget of a page: everything after it (analysis, every member's
+    compositing, PNG encoding) costs in proportion to the pixels, so a page bigger than
+    the budget is colored at the budget's size and its coloring comes back at that size.
+    """
+    width, height = image.size
+    if max_pixels <= 0 or width * height <= max_pixels:
+        return image
+    scale = (max_pixels / (width * height)) ** 0.5
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    # reducing_gap: a cheap integer box reduction first, then Lanczos on the smaller
+    # picture (no full-size float copy).
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def page_size(data: bytes) -> tuple[int, int]:
+    """A page's (width, height) from its header, without decoding a pixel.
+
+    Raises `PageError` for what `load_page` would refuse at the header already.
+    """
+    if not data:
+        raise PageError("That file is empty.")
+    if _sniff_svg(data):
+        return (0, 0)  # load_page refuses it with the SVG message
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                return im.size
+    except Image.DecompressionBombError:
+        raise PageError(
+            "That image declares an enormous size (it may be a decompression bomb), "
+            "so I won't open it."
+        ) from None
+    except UnidentifiedImageError:
+        raise PageError(
+            "I can't read that file as an image. Please send a PNG, JPEG, WebP, GIF, BMP "
+            "or TIFF picture."
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error):
+        raise PageError("That image file is damaged, so I can't read it.") from None
+
+
+
 def _srgb_to_linear_lut() -> np.ndarray:
     c = np.arange(256, dtype=np.float64) / 255.0
     return np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92).astype(np.float32)

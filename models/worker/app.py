@@ -53,9 +53,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status >= 500 and exc.__cause__ is not None:
             log.error("colorize failed: %s (cause: %r)", exc.message, exc.__cause__)
         response = json_error(exc.status, exc.message, retry_after=exc.retry_after)
-    except web.HTTPRequestEntityTooLarge:
-        limit_mb = request.app[SETTINGS_KEY].max_request_bytes / (1024 * 1024)
-        response = json_error(413, f"The upload is too large: the limit is {limit_mb:g} MB.")
+    except web.HTTPRequestEntityTooLarge as exc:
+        settings = request.app[SETTINGS_KEY]
+        if "fields" in (exc.text or ""):
+            response = json_error(
+                400, f"too many form fields: the limit is {settings.max_form_fields}")
+        else:
+            limit_mb = settings.max_request_bytes / (1024 * 1024)
+            response = json_error(413, f"The upload is too large: the limit is {limit_mb:g} MB.")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -97,6 +102,7 @@ def create_app(settings: WorkerSettings | None = None, *, backend: Backend | Non
     metrics = WorkerMetrics()
     engine = Engine(settings, backend, metrics)
     app = web.Application(client_max_size=settings.max_request_bytes,
+                          client_max_fields=settings.max_form_fields,
                           middlewares=[error_middleware])
     app[SETTINGS_KEY] = settings
     app[METRICS_KEY] = metrics
@@ -107,8 +113,21 @@ def create_app(settings: WorkerSettings | None = None, *, backend: Backend | Non
     return app
 
 
+def server_options(settings: WorkerSettings) -> dict[str, Any]:
+    """aiohttp server options from the settings (also for `aiohttp_server` in tests).
+
+    aiohttp arms its keep-alive timer when a connection opens and closes the connection
+    when it fires while no complete request has arrived: that is the header timeout.
+    """
+    return {"keepalive_timeout": settings.header_timeout_s}
+
+
 def run(settings: WorkerSettings) -> None:
-    """Serve until SIGINT/SIGTERM, then shut down gracefully."""
+    """Serve until SIGINT/SIGTERM, then shut down gracefully.
+
+    Raises `InsecureSettings` for a non-loopback address without a token.
+    """
+    settings.check_exposure()
     web.run_app(
         create_app(settings),
         host=settings.host,
@@ -116,4 +135,5 @@ def run(settings: WorkerSettings) -> None:
         shutdown_timeout=settings.shutdown_timeout_s,
         access_log=None,
         print=lambda msg: log.info("%s", msg),
+        **server_options(settings),
     )

@@ -16,7 +16,9 @@ def register_worker_command(subparsers: argparse._SubParsersAction) -> None:
         description="Serve POST /v1/colorize, GET /v1/family, /healthz, /readyz, /metrics. "
         "SIGTERM drains: readyz turns 503, requests in flight finish, then it exits.",
     )
-    parser.add_argument("--host", default=_DEFAULTS.host, help="address to listen on")
+    parser.add_argument("--host", default=_DEFAULTS.host,
+                        help="address to listen on (default 127.0.0.1; any other needs "
+                        "COLORBOT_WORKER_TOKEN)")
     parser.add_argument("--port", type=int, default=_DEFAULTS.port, help="port to listen on")
     parser.add_argument("--family", dest="family_path", default=None,
                         help="family manifest or folder (default: $COLORBOT_FAMILY or bundled)")
@@ -61,11 +63,18 @@ def settings_from_args(args: argparse.Namespace) -> WorkerSettings:
 
 def _run_worker(args: argparse.Namespace) -> int:
     import dataclasses
+    import sys
 
     from models.worker.app import run
     from models.worker.engine import resolve_device
+    from models.worker.settings import InsecureSettings
 
     settings = settings_from_args(args)
+    try:
+        settings.check_exposure()  # before loading anything
+    except InsecureSettings as exc:
+        print(f"colorbot worker: {exc}", file=sys.stderr)
+        return 2
     if settings.torch_threads == 0 and resolve_device(settings.device).startswith("cpu"):
         settings = dataclasses.replace(settings, torch_threads=1)
     if settings.family_path:

@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,9 @@ class LoadedFamily:
     colorizer: Any
     members: list[dict[str, Any]]  # name, emoji, version, description, kind, ...
     manifest: Path | None = None  # watched for promotions
+    # Members of the manifest that could not be loaded (name -> a reason safe to show);
+    # the others serve, and /readyz says "degraded".
+    broken: dict[str, str] = field(default_factory=dict)
 
     def member(self, name: str) -> dict[str, Any] | None:
         return next((m for m in self.members if m["name"] == name), None)
@@ -92,6 +96,30 @@ class Backend(Protocol):
     def finish(self, colorizer: Any, page: Any, output: Any) -> Any:
         """A page's raw output -> its coloring (PIL.Image); the compose threads, per page."""
         ...
+
+
+BROKEN_MEMBER_REASON = "its weights could not be loaded (see the worker's log)"
+
+
+def check_members(backend: Backend, family: LoadedFamily) -> LoadedFamily:
+    """Drop the members that fail to load or to color a tiny page; `family.broken` names
+    them. A family with one truncated weights file still serves the rest; one where
+    nothing loads raises. Runs in a thread (it loads weights)."""
+    check = getattr(backend, "check_member", None)
+    if check is None:
+        return family
+    working, broken = [], dict(family.broken)
+    for member in family.members:
+        try:
+            check(family.colorizer, member["name"])
+        except Exception:  # noqa: BLE001 - any failure takes this member out, not the worker
+            log.exception("member %s could not be loaded; serving the others", member["name"])
+            broken[member["name"]] = BROKEN_MEMBER_REASON
+        else:
+            working.append(member)
+    if not working:
+        raise RuntimeError(f"no member of the family could be loaded: {', '.join(broken)}")
+    return LoadedFamily(family.colorizer, working, family.manifest, broken)
 
 
 def resolve_device(device: str) -> str:
@@ -125,6 +153,7 @@ class PipelineBackend:
         from models.images import PageError
 
         self.page_errors = (PageError,)
+        self._blank: Any = None
 
     def load(self, family_path: str | None, device: str) -> LoadedFamily:
         from PIL import Image
@@ -134,17 +163,16 @@ class PipelineBackend:
 
         family = Family.load(family_path or None)
         colorizer = Colorizer(family, device=device)
-        # Load every member's weights and run a tiny page through it now: a broken
-        # promotion fails the load (and the old family keeps serving), and the first
-        # real batch does not pay for loading.
-        blank = Image.new("RGB", (64, 64), "white")
-        page = colorizer.prepare(blank, ColorizeOptions())
-        for member in family.members:
-            [output] = self.predict(colorizer, member.name, [page])
-            self.finish(colorizer, page, output)
+        self._blank = colorizer.prepare(Image.new("RGB", (64, 64), "white"), ColorizeOptions())
         return LoadedFamily(
             colorizer, [member_info(m) for m in family.members], family.root / MANIFEST_NAME
         )
+
+    def check_member(self, colorizer: Any, name: str) -> None:
+        """Load the member's weights and run a tiny page through it now: a broken member
+        is found at load time, and the first real batch does not pay for loading."""
+        [output] = self.predict(colorizer, name, [self._blank])
+        self.finish(colorizer, self._blank, output)
 
     def options(self, strength: float, fill: bool | None, kind: str) -> Any:
         from models.pipeline import ColorizeOptions
@@ -247,6 +275,61 @@ def parse_members(members: Any) -> list[str] | None:
     return names or None
 
 
+class PixelBudget:
+    """Admission by pixels: pages being colored hold their pixels; the rest wait, FIFO.
+
+    Memory per page grows with its pixels, not with the number of pages, so this is
+    what bounds the worker's memory. Waiting is bounded too: beyond `max_waiting`
+    pixels, `acquire` refuses at once (503).
+    """
+
+    def __init__(self, capacity: int, max_waiting: int) -> None:
+        self.capacity = max(1, capacity)
+        self.max_waiting = max_waiting
+        self.used = 0
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    @property
+    def waiting(self) -> int:
+        return sum(n for n, f in self._waiters if not f.done())
+
+    async def acquire(self, pixels: int) -> int:
+        """Take `pixels` (capped at the capacity) and return what was taken."""
+        n = max(1, min(pixels, self.capacity))
+        if not self._waiters and self.used + n <= self.capacity:
+            self.used += n
+            return n
+        if self.waiting + n > self.max_waiting:
+            raise QueueFull("pixels")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((n, future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release(n)  # granted, then the request went away
+            else:
+                self._wake()
+            raise
+        return n
+
+    def release(self, pixels: int) -> None:
+        self.used -= pixels
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters:
+            n, future = self._waiters[0]
+            if future.done():
+                self._waiters.popleft()
+                continue
+            if self.used + n > self.capacity:
+                return
+            self._waiters.popleft()
+            self.used += n
+            future.set_result(None)
+
+
 class Engine:
     """Loads the family once, batches requests per member, reloads on promotion."""
 
@@ -273,12 +356,23 @@ class Engine:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self.pixels = PixelBudget(self.settings.pixel_budget, 4 * self.settings.pixel_budget)
 
     # -- life cycle --------------------------------------------------------------------
 
     @property
     def ready(self) -> bool:
         return self.family is not None and not self.draining
+
+    @property
+    def broken(self) -> dict[str, str]:
+        """Members of the manifest this worker could not load (name -> reason)."""
+        return dict(self.family.broken) if self.family else {}
+
+    def _load(self) -> LoadedFamily:
+        """Load the family and check every member (a thread)."""
+        family = self.backend.load(self.settings.family_path or None, self.device)
+        return check_members(self.backend, family)
 
     @property
     def backend(self) -> Backend:
@@ -297,9 +391,7 @@ class Engine:
         self.device = resolve_device(settings.device)
         self._reload_pool = ThreadPoolExecutor(1, thread_name_prefix="family-load")
         try:
-            family = await loop.run_in_executor(
-                self._reload_pool, self.backend.load, settings.family_path or None, self.device
-            )
+            family = await loop.run_in_executor(self._reload_pool, self._load)
         except BaseException:
             self._reload_pool.shutdown(wait=False)
             raise
@@ -375,10 +467,7 @@ class Engine:
             loop = asyncio.get_running_loop()
             stamp = self._stamp(self.family.manifest if self.family else None)
             try:
-                family = await loop.run_in_executor(
-                    self._reload_pool, self.backend.load,
-                    self.settings.family_path or None, self.device,
-                )
+                family = await loop.run_in_executor(self._reload_pool, self._load)
             except Exception:
                 self.metrics.reloads.inc(result="failed")
                 log.exception("family reload FAILED; the old family keeps serving")
@@ -431,6 +520,11 @@ class Engine:
                               retry_after=self.settings.retry_after_s)
         strength_value, fill_value, kind_value = parse_options(strength, fill, kind)
         names = parse_members(members) or family.names
+        missing = [n for n in names if n in family.broken]
+        if missing:
+            # Another worker (or this one after a fixed promotion) may have it.
+            raise Unavailable(f"{', '.join(missing)} cannot color right now on this worker",
+                              retry_after=self.settings.retry_after_s)
         unknown = [n for n in names if family.member(n) is None]
         if unknown:
             raise BadRequest(
@@ -439,6 +533,7 @@ class Engine:
             )
         if not data:
             raise BadRequest("the image is empty")
+        pixels = self._page_pixels(data)
         try:
             self._batcher.reserve(names)
         except QueueFull:
@@ -450,8 +545,21 @@ class Engine:
         self._idle.clear()
         self.metrics.in_flight.set(self._in_flight)
         try:
-            return await self._serve(family, data, names, strength_value, fill_value, kind_value,
-                                     started)
+            try:
+                taken = await self.pixels.acquire(pixels)
+            except QueueFull:
+                self._batcher.release(names)
+                self.metrics.rejected.inc(reason="pixels")
+                raise Unavailable("this worker is busy with big pages; try again in a moment",
+                                  retry_after=self.settings.retry_after_s) from None
+            except BaseException:
+                self._batcher.release(names)
+                raise
+            try:
+                return await self._serve(family, data, names, strength_value, fill_value,
+                                         kind_value, started)
+            finally:
+                self.pixels.release(taken)
         finally:
             self._in_flight -= 1
             self.metrics.in_flight.set(self._in_flight)
@@ -486,13 +594,27 @@ class Engine:
         return EngineResult(page=info, colorings=list(outcomes),  # type: ignore[arg-type]
                             ms=round((time.perf_counter() - started) * 1000, 1))
 
+    def _page_pixels(self, data: bytes) -> int:
+        """The pixels this page will be colored at (its admission cost), from its header."""
+        from models.images import PageError, page_size
+
+        try:
+            width, height = page_size(data)
+        except PageError as exc:
+            raise BadRequest(str(exc)) from exc
+        return max(1, min(width * height, self.settings.max_page_pixels))
+
     def _prepare(self, colorizer: Any, data: bytes, strength: float, fill: bool | None,
                  kind: str) -> tuple[Any, dict[str, Any]]:
         """Load and analyse the page once; every member of the request shares it. Thread."""
+        from models.images import fit_pixels
+
         try:
             image = self.backend.load_page(data)
         except self.backend.page_errors as exc:
             raise BadRequest(str(exc)) from exc
+        original = image.size
+        image = fit_pixels(image, self.settings.max_page_pixels)
         try:
             options = self.backend.options(strength, fill, kind)
         except ValueError as exc:
@@ -500,6 +622,9 @@ class Engine:
         page = colorizer.prepare(image, options)
         info: dict[str, Any] = {"width": image.width, "height": image.height,
                                 "strength": strength}
+        if image.size != original:
+            # Colored (and returned) at the page budget's size.
+            info["original_width"], info["original_height"] = original
         describe = getattr(page, "info", None)  # PreparedPage.info(): kind, fill, regions ...
         if callable(describe):
             info.update(describe())

@@ -131,6 +131,9 @@ class FakeBackend:
             family.root / "manifest.json",
         )
 
+    def check_member(self, colorizer: FakeColorizer, name: str) -> None:
+        colorizer.family.network(name, colorizer.device)  # loads (and checks) the weights
+
     def options(self, strength: float, fill: bool | None, kind: str) -> dict[str, Any]:
         return {"strength": strength, "fill": fill, "kind": kind}
 

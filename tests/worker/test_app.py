@@ -15,6 +15,8 @@ from models.worker.app import ENGINE_KEY, create_app
 from models.worker.settings import WorkerSettings
 from tests.worker.conftest import page_png
 
+ADMIN = {"Authorization": "Bearer sesame"}
+
 
 def worker_settings(family_dir: Path, **overrides: object) -> WorkerSettings:
     values: dict[str, object] = {
@@ -141,8 +143,7 @@ async def test_bad_options_and_missing_image_are_400(aiohttp_client, family_dir,
         response = await client.post("/v1/colorize", data=form(**fields))
         assert response.status == 400, fields
     no_image = aiohttp.FormData()
-    no_image.add_field("members", "openmoji")
-    no_image.add_field("padding", b"x", filename="x.bin")  # keep it multipart
+    no_image.add_field("members", "openmoji", content_type="text/plain")  # multipart
     response = await client.post("/v1/colorize", data=no_image)
     assert response.status == 400 and "no 'image'" in (await response.json())["error"]
     response = await client.post("/v1/colorize", json={"image": "nope"})
@@ -221,13 +222,14 @@ async def test_reload_swaps_family_without_dropping_requests(aiohttp_client, fam
                                                              backend):
     from tests.worker.conftest import build_tiny_family
 
-    app = create_app(worker_settings(family_dir, max_batch_size=4), backend=backend)
+    app = create_app(worker_settings(family_dir, max_batch_size=4, admin_token="sesame"),
+                     backend=backend)
     client = await aiohttp_client(app)
     backend.gate.clear()
     old = asyncio.create_task(client.post("/v1/colorize", data=form(members="openmoji")))
     await asyncio.to_thread(backend.batch_started.wait, 10)
     build_tiny_family(family_dir, version=2)  # a promotion rewrites the manifest
-    response = await client.post("/v1/admin/reload")
+    response = await client.post("/v1/admin/reload", headers=ADMIN)
     assert response.status == 200
     assert {m["version"] for m in (await response.json())["members"]} == {2}
     backend.gate.set()
@@ -240,10 +242,13 @@ async def test_reload_swaps_family_without_dropping_requests(aiohttp_client, fam
 
 
 async def test_reload_failure_keeps_the_old_family(aiohttp_client, family_dir, backend):
-    client = await aiohttp_client(create_app(worker_settings(family_dir), backend=backend))
+    client = await aiohttp_client(
+        create_app(worker_settings(family_dir, admin_token="sesame"), backend=backend))
     (family_dir / "manifest.json").write_text("{ broken", encoding="utf-8")
-    response = await client.post("/v1/admin/reload")
-    assert response.status == 500 and "old family" in (await response.json())["error"]
+    response = await client.post("/v1/admin/reload", headers=ADMIN)
+    error = (await response.json())["error"]
+    assert response.status == 500 and "old family" in error
+    assert "JSON" not in error and "manifest" not in error  # no internal exception text
     assert (await client.post("/v1/colorize", data=form())).status == 200
 
 

@@ -29,12 +29,22 @@ log = logging.getLogger(__name__)
 
 
 def register_vote_commands(subparsers: Any) -> None:
-    p = subparsers.add_parser("leaderboard", help="rank the family by votes (Bradley–Terry)")
+    from colorbot.clihelp import DefaultsHelpFormatter as fmt
+
+    p = subparsers.add_parser(
+        "leaderboard", help="rank the family by votes (Bradley–Terry)", formatter_class=fmt,
+        description="Rank the members by the votes: a Bradley–Terry rating from 'the favourite "
+        "beats each other coloring of the page' pairs, with bootstrap 95% intervals. Members "
+        "whose intervals overlap share a rank.",
+    )
     p.add_argument("--guild", type=int, default=None, help="one guild's votes (default: all)")
-    p.add_argument("--json", action="store_true", help="print JSON rows")
-    p.add_argument("--chart", type=Path, default=None, help="also write the chart PNG here")
-    p.add_argument("--rounds", type=int, default=200, help="bootstrap rounds for the intervals")
-    p.add_argument("--by-version", action="store_true", help="rank member versions")
+    p.add_argument("--json", action="store_true", help="print JSON rows (default: a table)")
+    p.add_argument("--chart", type=Path, default=None,
+                   help="also write the chart PNG here (default: no chart)")
+    p.add_argument("--rounds", type=int, default=200,
+                   help="bootstrap rounds for the 95%% intervals (more: steadier intervals)")
+    p.add_argument("--by-version", action="store_true",
+                   help="rank member versions (default: members)")
     p.add_argument(
         "--judge",
         action="store_true",
@@ -43,7 +53,8 @@ def register_vote_commands(subparsers: Any) -> None:
     )
     p.set_defaults(handler=_leaderboard)
 
-    p = subparsers.add_parser("retrain", help="learn from the votes: judge, fine-tune, gate")
+    p = subparsers.add_parser("retrain", help="learn from the votes: judge, fine-tune, gate",
+                              formatter_class=fmt)
     _family_arg(p)
     p.add_argument("--members", default="", help="comma list (default: the whole family)")
     p.add_argument(
@@ -53,42 +64,51 @@ def register_vote_commands(subparsers: Any) -> None:
     )
     p.add_argument("--steps", type=int, default=40, help="fine-tuning steps per member")
     p.add_argument("--size", type=int, default=128, help="fine-tuning page size (px)")
-    p.add_argument("--judge-steps", type=int, default=400)
-    p.add_argument("--guild", type=int, default=None, help="learn from one guild's votes only")
-    p.add_argument("--no-promote", action="store_true", help="record candidates, promote none")
+    p.add_argument("--judge-steps", type=int, default=400,
+                   help="training steps of the judge that learns the voters' taste")
+    p.add_argument("--guild", type=int, default=None,
+                   help="learn from one guild's votes only (default: all guilds)")
+    p.add_argument("--no-promote", action="store_true",
+                   help="record candidates, promote none (default: promote what passes the gate)")
     p.add_argument(
         "--every",
         type=float,
         default=0.0,
-        help="run again every N minutes (the compose trainer service)",
+        help="run again every N minutes, the compose retrainer service (default: 0, once)",
     )
-    p.add_argument("--json", action="store_true", help="print the cycle report as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print the cycle report as JSON (default: text)")
     p.set_defaults(handler=_retrain)
 
-    p = subparsers.add_parser("promote", help="serve a member version (no gate)")
+    p = subparsers.add_parser("promote", help="serve a member version (no gate)",
+                              formatter_class=fmt)
     _family_arg(p)
-    p.add_argument("member")
-    p.add_argument("version", type=int)
-    p.add_argument("--reason", default="promoted by hand")
+    p.add_argument("member", help="member name, e.g. openmoji")
+    p.add_argument("version", type=int, help="the version to serve (see colorbot family)")
+    p.add_argument("--reason", default="promoted by hand", help="recorded with the promotion")
     p.set_defaults(handler=_promote)
 
-    p = subparsers.add_parser("rollback", help="serve the parent of a member's served version")
+    p = subparsers.add_parser("rollback", help="serve the parent of a member's served version",
+                              formatter_class=fmt)
     _family_arg(p)
-    p.add_argument("member")
-    p.add_argument("--reason", default="rolled back by hand")
+    p.add_argument("member", help="member name, e.g. openmoji")
+    p.add_argument("--reason", default="rolled back by hand", help="recorded with the rollback")
     p.set_defaults(handler=_rollback)
 
     p = subparsers.add_parser(
-        "simulate-votes", help="simulated voters with a hidden taste vote on real pages"
+        "simulate-votes", help="simulated voters with a hidden taste vote on real pages",
+        formatter_class=fmt,
     )
     _family_arg(p)
-    p.add_argument("--votes", type=int, default=2000)
-    p.add_argument("--votes-per-page", type=int, default=8)
-    p.add_argument("--voters", type=int, default=60)
-    p.add_argument("--taste", default="warm", help="warm | vivid | flat")
-    p.add_argument("--datasets", default=None, help="where the pages come from (val/test)")
-    p.add_argument("--guilds", default="1,2,3", help="fake guild ids")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--votes", type=int, default=2000, help="votes to cast in all")
+    p.add_argument("--votes-per-page", type=int, default=8, help="votes on each page")
+    p.add_argument("--voters", type=int, default=60, help="distinct simulated voters")
+    p.add_argument("--taste", default="warm", help="the hidden taste: warm | vivid | flat")
+    p.add_argument("--datasets", default=None,
+                   help="where the pages come from, val/test splits "
+                   "(default: $COLORBOT_DATASETS or <data>/datasets)")
+    p.add_argument("--guilds", default="1,2,3", help="fake guild ids, comma list")
+    p.add_argument("--seed", type=int, default=0, help="seed for pages, voters and votes")
     p.set_defaults(handler=_simulate)
 
 

@@ -25,7 +25,8 @@ def _common(p: argparse.ArgumentParser, *, filter_options: bool = True) -> None:
 def _cache(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="download cache (default $COLORBOT_DATA/cache or ~/.cache/colorbot)")
-    p.add_argument("--limit", type=int, default=None, help="only the first N pictures (tests)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="only the first N pictures, for tests (default: all)")
 
 
 def _own(p: argparse.ArgumentParser) -> None:
@@ -45,7 +46,7 @@ def register_dataset_commands(subparsers) -> None:
     sub = parser.add_subparsers(dest="dataset_command", metavar="SOURCE", required=True)
 
     p = sub.add_parser("folder", help="every color picture under a folder (recursive, SVGs too)")
-    p.add_argument("folder", type=Path)
+    p.add_argument("folder", type=Path, help="folder of color pictures (searched recursively)")
     _own(p)
     _common(p)
     p.add_argument("--keep-colorless", action="store_true",
@@ -53,7 +54,7 @@ def register_dataset_commands(subparsers) -> None:
     p.set_defaults(handler=_folder)
 
     p = sub.add_parser("video", help="one frame every --every seconds of a video")
-    p.add_argument("video", type=Path)
+    p.add_argument("video", type=Path, help="video file (anything PyAV/FFmpeg reads)")
     p.add_argument("--every", type=float, default=0.5, help="seconds between frames")
     p.add_argument("--min-difference", type=float, default=3.0,
                    help="skip a frame this close (mean gray-level difference of a thumbnail, "
@@ -82,18 +83,24 @@ def register_dataset_commands(subparsers) -> None:
     p.set_defaults(handler=_openclipart)
 
     p = sub.add_parser("info", help="pairs per split and license of dataset folders; --verify")
-    p.add_argument("folders", type=Path, nargs="+")
+    p.add_argument("folders", type=Path, nargs="+", help="dataset folders (with manifest.jsonl)")
     p.add_argument("--verify", action="store_true",
                    help="also check every pair's files, sizes and color hash")
     p.set_defaults(handler=_info)
 
     p = sub.add_parser("artworks", help="desktop wallpapers (Debian artwork packages)")
     _common(p)
-    p.add_argument("--cache-dir", type=Path, default=None, help="download cache")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="download cache (default $COLORBOT_DATA/cache or ~/.cache/colorbot)")
     p.add_argument("--crops", type=int, default=30, help="random crops per wallpaper")
     p.add_argument("--packages", default=None,
                    help="comma list of Debian packages (default: all artwork packages)")
     p.set_defaults(handler=_artworks)
+
+    from colorbot.clihelp import DefaultsHelpFormatter
+
+    for each in (parser, *sub.choices.values()):
+        each.formatter_class = DefaultsHelpFormatter
 
 
 def _filter_kwargs(args) -> dict:

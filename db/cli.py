@@ -15,7 +15,7 @@ from typing import Any
 def register(subparsers: Any) -> None:
     from colorbot.clihelp import DefaultsHelpFormatter as fmt
 
-    db = subparsers.add_parser("db", help="database schema: upgrade, downgrade, current",
+    db = subparsers.add_parser("db", help="database schema and storage: upgrade, ... check, gc",
                                formatter_class=fmt)
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
 
@@ -33,6 +33,23 @@ def register(subparsers: Any) -> None:
     cur = db_sub.add_parser("current", help="print the revision the database is at",
                             formatter_class=fmt)
     cur.set_defaults(handler=_friendly(_current))
+
+    check = db_sub.add_parser(
+        "check", formatter_class=fmt,
+        help="compare the image store with the database: orphan files, stale temporary "
+        "files, rows whose file is missing, pages without colorings")
+    check.add_argument("--repair", action="store_true",
+                       help="remove orphans, stale temporary files and pages without colorings")
+    check.add_argument("--min-age", type=float, default=None, metavar="SECONDS",
+                       help="leave files and pages younger than this alone (default: 600; "
+                       "they may belong to a record being written)")
+    check.set_defaults(handler=_friendly(_check))
+
+    gc = db_sub.add_parser("gc", formatter_class=fmt,
+                           help="delete orphan files and stale temporary files (dotfiles too)")
+    gc.add_argument("--min-age", type=float, default=None, metavar="SECONDS",
+                    help="leave files younger than this alone (default: 600)")
+    gc.set_defaults(handler=_friendly(_gc))
 
     rev = db_sub.add_parser("revision", help="(developers) write a new migration",
                             formatter_class=fmt)
@@ -116,6 +133,39 @@ def _current(args: argparse.Namespace) -> int:
     state = "up to date" if current == head else f"behind head {head}: run `colorbot db upgrade`"
     print(f"{current or 'base (empty)'} ({state})")
     return 0 if current == head else 1
+
+
+def _storage_report(args: argparse.Namespace, *, repair: bool, files_only: bool) -> Any:
+    from colorbot.settings import Settings
+    from db.check import DEFAULT_MIN_AGE_S, check_storage
+    from db.repo import Database
+
+    min_age = DEFAULT_MIN_AGE_S if args.min_age is None else max(0.0, args.min_age)
+
+    async def run() -> Any:
+        async with Database.from_settings(Settings.from_env()) as db:
+            await db.check_schema()
+            return await check_storage(db, repair=repair, min_age_s=min_age,
+                                       files_only=files_only)
+
+    return asyncio.run(run())
+
+
+def _check(args: argparse.Namespace) -> int:
+    report = _storage_report(args, repair=args.repair, files_only=False)
+    for line in report.lines():
+        print(line)
+    if args.repair:
+        print(f"removed {report.removed_files} file(s) and {report.removed_pages} page(s)")
+        return 1 if report.unrepairable or report.missing_page_files else 0
+    return 1 if report.problems else 0
+
+
+def _gc(args: argparse.Namespace) -> int:
+    report = _storage_report(args, repair=True, files_only=True)
+    print(f"removed {report.removed_files} file(s): {len(report.orphans)} orphan(s), "
+          f"{len(report.stale_parts)} stale temporary file(s)")
+    return 0
 
 
 def _revision(args: argparse.Namespace) -> int:

@@ -917,32 +917,15 @@ class Database:
         return deleted
 
     async def collect_garbage(self, *, min_age_seconds: float = 3600.0) -> int:
-        """Delete stored images no page or coloring refers to (left by a failed
-        write, or by a /forget racing a new post); returns how many. Files younger
+        """Delete stored images no page or coloring refers to (left by a crash between
+        writing a file and committing its record, or by a /forget racing a new post)
+        and stale temporary files, dotfiles included; returns how many. Files younger
         than `min_age_seconds` are kept: they may belong to a record being written."""
-        if self.store is None:
-            return 0
-        store = self.store
+        from db.check import check_storage
 
-        def files() -> dict[str, float]:
-            if not store.root.is_dir():
-                return {}
-            return {
-                p.name: p.stat().st_mtime
-                for p in store.root.glob("??/??/*")
-                if p.is_file() and not p.name.startswith(".")
-            }
-
-        on_disk = await asyncio.to_thread(files)
-
-        async def tx(s: AsyncSession) -> set[str]:
-            used = union(select(Page.sha256), select(Coloring.sha256))
-            return set((await s.execute(used)).scalars())
-
-        used = await self.run(tx, write=False)
-        cutoff = utcnow().timestamp() - min_age_seconds
-        unused = [sha for sha, mtime in on_disk.items() if sha not in used and mtime < cutoff]
-        return await asyncio.to_thread(self._delete_files, unused)
+        report = await check_storage(self, repair=True, min_age_s=min_age_seconds,
+                                     files_only=True)
+        return report.removed_files
 
     # ---------------------------------------------------------- member versions
 

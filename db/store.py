@@ -40,7 +40,13 @@ class ImageStore:
         sha = sha256_hex(data)
         target = self.path(sha)
         if target.exists():
-            return sha
+            try:
+                # Fresh again: the reaper (db.check) leaves young files alone, so a
+                # record about to name this file does not lose it.
+                os.utime(target)
+                return sha
+            except FileNotFoundError:
+                pass  # reaped just now: write it again
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
         try:

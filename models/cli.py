@@ -33,11 +33,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="color page files with the family, offline",
         description=(
             "Color each PAGE with every family member (or the ones named with --member). "
-            "Writes OUT/<page stem>/<member>.png and OUT/<page stem>/sheet.png."
+            "Writes OUT/<page stem>/<member>.png and OUT/<page stem>/sheet.png; a page's "
+            "earlier colorings there are removed first, so the folder holds this run's only. "
+            "A progress bar with ETA shows on a terminal."
         ),
     )
     p.add_argument("pages", nargs="+", metavar="PAGE", type=Path, help="image files")
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR",
+                   help="output folder (one subfolder per page)")
     p.add_argument(
         "--member", action="append", default=None, metavar="NAME",
         help="only this member (repeat for several); default: the whole family",
@@ -103,6 +106,13 @@ def _unique_stems(pages: list[Path]) -> list[str]:
     return stems
 
 
+def _remove_earlier_outputs(folder: Path, member_names: list[str]) -> None:
+    """Delete what an earlier run wrote for this page (any member's PNG, the sheet), so a
+    run with fewer --member leaves no stale colorings; other files are left alone."""
+    for name in (*member_names, "sheet"):
+        (folder / f"{name}.png").unlink(missing_ok=True)
+
+
 def colorize_command(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -145,6 +155,7 @@ def colorize_command(args: argparse.Namespace) -> int:
             for i, (path, stem, image, prepared) in enumerate(loaded):
                 folder = args.out / stem
                 folder.mkdir(parents=True, exist_ok=True)
+                _remove_earlier_outputs(folder, family.names)
                 row = [(m, colorings[m.name][i]) for m in members]
                 for member, coloring in row:
                     coloring.save(folder / f"{member.name}.png")

@@ -184,7 +184,38 @@ def format_table(rows: Sequence[LeaderboardRow]) -> str:
             f"{r.rank:>4}  {r.member:<{width}}  {r.rating:>6.0f}  {interval:>13}"
             f"  {r.wins:>4}/{r.games:<4}"
         )
+    notes = shared_rank_notes(rows)
+    if notes:
+        lines += ["", *notes]
     return "\n".join(lines)
+
+
+def shared_rank_notes(rows: Sequence[LeaderboardRow]) -> list[str]:
+    """One line per rank held by several rows, saying why they share it, then what a
+    rank means; nothing when every rank is held once."""
+    by_rank: dict[int, list[LeaderboardRow]] = {}
+    for r in rows:
+        by_rank.setdefault(r.rank, []).append(r)
+    notes = []
+    for rank, group in sorted(by_rank.items()):
+        if len(group) < 2:
+            continue
+        names = [r.member for r in group]
+        who = ", ".join(names[:-1]) + f" and {names[-1]}"
+        intervals = ", ".join(f"{r.lower:.0f}..{r.upper:.0f}" for r in group)
+        overlap = all(a.lower <= b.upper and b.lower <= a.upper
+                      for i, a in enumerate(group) for b in group[i + 1:])
+        why = (
+            "their 95% intervals overlap" if overlap
+            else "the same number of members is above each of them beyond doubt"
+        )
+        notes.append(
+            f"rank {rank} is shared by {who}: {why} ({intervals}), so the votes cannot "
+            "yet tell them apart; more votes narrow the intervals."
+        )
+    if notes:
+        notes.append("(rank = 1 + the members whose whole 95% interval lies above this one's)")
+    return notes
 
 
 def draw_chart(rows: Sequence[LeaderboardRow], title: str = "Family leaderboard") -> Any:

@@ -9,8 +9,11 @@ shapes with black outlines, each member's shapes painted from its own small pale
 landscape tones for artworks), the color chosen by shape type and height on the page.
 So each member already "colors from its own point of view", crudely.
 
-    python -m models.make_placeholder_family            # a few minutes on 2 CPU cores
-    python -m models.make_placeholder_family --steps 0  # seeded, untrained weights
+    python -m models.make_placeholder_family --out DIR            # minutes on 2 CPU cores
+    python -m models.make_placeholder_family --out DIR --steps 0  # seeded, untrained weights
+
+The bundled family in `models/family/` now holds trained members: it is written only
+with `--into-bundled`, never by default.
 
 The trainer replaces entries and weights with trained ones (same manifest format).
 """
@@ -173,14 +176,39 @@ def make_family(out: Path, steps: int, seed: int = 0, work_size: int = 256) -> F
     return family
 
 
+def _is_bundled(path: Path) -> bool:
+    folder, bundled = path.resolve(), BUNDLED_FAMILY_DIR.resolve()
+    return folder == bundled or bundled in folder.parents
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=BUNDLED_FAMILY_DIR)
+    from colorbot.clihelp import DefaultsHelpFormatter
+
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=DefaultsHelpFormatter,
+    )
+    parser.add_argument("--out", type=Path, default=None,
+                        help="family folder to write (required unless --into-bundled)")
+    parser.add_argument("--into-bundled", action="store_true",
+                        help="write the bundled family in models/family/, replacing its "
+                        "trained members")
     parser.add_argument("--steps", type=int, default=80, help="fit steps per member (0: none)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work-size", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=0, help="seed for shapes and weights")
+    parser.add_argument("--work-size", type=int, default=256,
+                        help="members' working resolution (long side, px)")
     args = parser.parse_args(argv)
-    make_family(args.out, args.steps, args.seed, args.work_size)
+    if args.into_bundled:
+        if args.out is not None and not _is_bundled(args.out):
+            parser.error("--into-bundled writes models/family/; leave out --out")
+        out = BUNDLED_FAMILY_DIR
+    elif args.out is None:
+        parser.error("say where: --out DIR (or --into-bundled to overwrite the bundled, "
+                     "trained family)")
+    elif _is_bundled(args.out):
+        parser.error(f"{args.out} is the bundled family; pass --into-bundled to overwrite it")
+    else:
+        out = args.out
+    make_family(out, args.steps, args.seed, args.work_size)
     return 0
 
 

@@ -215,7 +215,11 @@ def _register_export(subparsers) -> None:
     p.add_argument("--emoji", required=True, help="the voting emoji (no U+FE0F)")
     p.add_argument("--description", required=True, help="one line for /family and the card")
     p.add_argument("--work-size", type=int, default=256, help="working resolution (long side)")
-    p.add_argument("--family", type=Path, help="family folder (default: the bundled one)")
+    p.add_argument("--family", type=Path,
+                   help="family folder to add the member to (default: $COLORBOT_FAMILY; the "
+                   "bundled family only with --into-bundled)")
+    p.add_argument("--into-bundled", action="store_true",
+                   help="write into the bundled family in models/family/ (the source tree)")
     p.add_argument("--trained-on", default="",
                    help="what the member grew up on, for the card (default: empty)")
     p.add_argument("--license", default="",
@@ -232,17 +236,32 @@ def _register_export(subparsers) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from colorbot.settings import Settings
     from models.family import BUNDLED_FAMILY_DIR
-    from training.export import export_member
+    from training.export import BundledFamilyRefused, export_member
 
+    family = args.family or (BUNDLED_FAMILY_DIR if args.into_bundled
+                             else Settings.from_env().family_path)
+    if not family:
+        print("colorbot export: say which family gets the member: --family DIR (e.g. a copy, "
+              "`cp -r models/family myfamily`, served with COLORBOT_FAMILY=myfamily), or "
+              "--into-bundled for the bundled family in models/family/", file=sys.stderr)
+        return 2
+    if Path(family).suffix == ".json":  # COLORBOT_FAMILY may name the manifest itself
+        family = Path(family).parent
     report = json.loads(args.eval_json.read_text()) if args.eval_json else None
     overrides = {"ab_temperature": args.temperature} if args.temperature else None
-    member = export_member(
-        args.run, args.family or BUNDLED_FAMILY_DIR, args.name, args.emoji, args.description,
-        args.work_size, trained_on=args.trained_on, license=args.license,
-        collection=args.collection, net_overrides=overrides, eval_report=report,
-        notes=args.notes, dataset_command=args.dataset_command,
-    )
+    try:
+        member = export_member(
+            args.run, family, args.name, args.emoji, args.description,
+            args.work_size, trained_on=args.trained_on, license=args.license,
+            collection=args.collection, net_overrides=overrides, eval_report=report,
+            notes=args.notes, dataset_command=args.dataset_command,
+            into_bundled=args.into_bundled,
+        )
+    except BundledFamilyRefused as exc:
+        print(f"colorbot export: {exc}", file=sys.stderr)
+        return 2
     print(f"exported {member.name} v{member.version}: {member.weights} "
           f"({member.extra['weights_bytes'] / 1e6:.2f} MB), card {member.card}")
     return 0

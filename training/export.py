@@ -7,6 +7,9 @@ or replaces the member in the family's `manifest.json` (the version goes up by o
 when a member of that name was there with other weights or config). Exporting again
 with `eval_report` (from `colorbot evaluate` on the exported member) puts the
 evaluation table in the card and keeps the version.
+
+The bundled family (`models/family/`, part of the source tree and of the installed
+package) is written only when asked for with `into_bundled=True` (`--into-bundled`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,14 @@ from typing import Any
 
 import torch
 
-from models.family import MANIFEST_NAME, Family, FamilyMember, parameter_count, save_weights
+from models.family import (
+    BUNDLED_FAMILY_DIR,
+    MANIFEST_NAME,
+    Family,
+    FamilyMember,
+    parameter_count,
+    save_weights,
+)
 from training.train import CHECKPOINT_NAME, TrainConfig, build_network, load_checkpoint
 
 MAX_WEIGHTS_BYTES = 10 * 1024 * 1024
@@ -40,6 +50,16 @@ def hardware_description() -> str:
     return f"{cpu} ({os.cpu_count()} cores), {gpu}"
 
 
+class BundledFamilyRefused(ValueError):
+    """An export aimed at the bundled family without `into_bundled=True`."""
+
+
+def is_bundled_family(path: str | Path) -> bool:
+    """True when `path` is the bundled family folder (or inside it)."""
+    folder, bundled = Path(path).resolve(), BUNDLED_FAMILY_DIR.resolve()
+    return folder == bundled or bundled in folder.parents
+
+
 def _load_family(family_dir: Path) -> Family:
     if (family_dir / MANIFEST_NAME).exists():
         return Family.load(family_dir)
@@ -50,13 +70,21 @@ def export_member(run_dir: str | Path, family_dir: str | Path, name: str, emoji:
                   description: str, work_size: int, trained_on: str = "", license: str = "",
                   collection: str = "", net_overrides: dict[str, Any] | None = None,
                   eval_report: dict[str, Any] | None = None,
-                  notes: str = "", dataset_command: str = "") -> FamilyMember:
+                  notes: str = "", dataset_command: str = "",
+                  into_bundled: bool = False) -> FamilyMember:
     """Export the run in `run_dir` as member `name` of the family in `family_dir`.
 
     `net_overrides` changes inference-only config fields (e.g. the classification
-    head's `ab_temperature`); the trained weights are used as they are.
+    head's `ab_temperature`); the trained weights are used as they are. Raises
+    `BundledFamilyRefused` before writing anything when `family_dir` is the bundled
+    family and `into_bundled` is False.
     """
     run_dir, family_dir = Path(run_dir), Path(family_dir)
+    if is_bundled_family(family_dir) and not into_bundled:
+        raise BundledFamilyRefused(
+            f"{family_dir} is the bundled family (part of the source tree); export into "
+            "another folder with --family DIR, or pass --into-bundled to change it on purpose"
+        )
     ckpt = load_checkpoint(run_dir / CHECKPOINT_NAME)
     cfg = TrainConfig.from_dict(ckpt["config"])
     net = build_network(cfg)
@@ -120,7 +148,8 @@ def export_member(run_dir: str | Path, family_dir: str | Path, name: str, emoji:
         members.append(member)
     family = Family(family_dir, members)
     family.save_manifest()
-    write_card(family_dir, member, eval_report, notes)
+    write_card(family_dir, member, eval_report, notes,
+               export_flag=" --into-bundled" if into_bundled else "")
     return member
 
 
@@ -132,7 +161,7 @@ def summarize_report(report: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def write_card(family_dir: Path, member: FamilyMember, eval_report: dict[str, Any] | None,
-               notes: str = "") -> Path:
+               notes: str = "", export_flag: str = "") -> Path:
     """Write the member's model card (markdown) into the family folder."""
     from training.evaluate import format_table
 
@@ -193,7 +222,7 @@ def write_card(family_dir: Path, member: FamilyMember, eval_report: dict[str, An
               dataset_cmd,
               "colorbot train --config CONFIG.json --out RUN   # CONFIG.json: the training "
               "config above",
-              f"colorbot export RUN --name {member.name} --emoji {member.emoji} "
+              f"colorbot export RUN{export_flag} --name {member.name} --emoji {member.emoji} "
               f"--work-size {member.work_size} --description '...'",
               f"colorbot evaluate {member.name} --split test --dataset DATASET",
               "```"]

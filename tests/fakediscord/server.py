@@ -123,6 +123,10 @@ class FakeDiscord:
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
+        # Incoming webhook posts (training news): (webhook id, payload, files), in order;
+        # a status >= 400 here makes every webhook post fail with it.
+        self.webhook_posts: list[tuple[str, dict[str, Any], list[StoredFile]]] = []
+        self.webhook_status = 0
 
     # ------------------------------------------------------------------ set-up
 
@@ -543,7 +547,8 @@ class FakeDiscord:
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         path = request.path
         self.requests.append((request.method, path))
-        open_paths = ("/cdn/", "/gateway", "/api/v10/interactions/", "/api/v10/webhooks/")
+        open_paths = ("/cdn/", "/gateway", "/api/v10/interactions/", "/api/v10/webhooks/",
+                      "/api/webhooks/")
         if not path.startswith(open_paths):
             if request.headers.get("Authorization") != f"Bot {self.token}":
                 return _json({"message": "401: Unauthorized", "code": 0}, status=401)
@@ -584,6 +589,8 @@ class FakeDiscord:
         r.add_get(api + "/webhooks/{app}/{token}/messages/{message}", self._get_webhook_message)
         r.add_patch(api + "/webhooks/{app}/{token}/messages/{message}",
                     self._patch_webhook_message)
+        # The webhook URL Discord shows a user: /api/webhooks/ID/TOKEN (no version).
+        r.add_post("/api/webhooks/{id}/{token}", self._execute_webhook)
 
     @staticmethod
     def _error(status: int, code: int, message: str) -> web.Response:
@@ -828,6 +835,14 @@ class FakeDiscord:
 
     async def _get_webhook_message(self, request: web.Request) -> web.Response:
         return _json(self._webhook_message(request).payload)
+
+    async def _execute_webhook(self, request: web.Request) -> web.Response:
+        if self.webhook_status >= 400:
+            return self._error(self.webhook_status, 0, "webhook failure (test)")
+        body, files = await self._read_body(request)
+        self.webhook_posts.append((request.match_info["id"], body, files))
+        self._touch()
+        return web.Response(status=204)  # like Discord without ?wait=true
 
     async def _patch_webhook_message(self, request: web.Request) -> web.Response:
         message = self._webhook_message(request)

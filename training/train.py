@@ -26,7 +26,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
 SNAPSHOT_DIR = "snapshots"
+# Optional callbacks (training/news.py posts them): each snapshot sheet, and the end.
+SnapshotHook = Callable[[int, Path], None]  # (step, sheet PNG)
+FinishHook = Callable[["TrainResult"], None]
 
 
 @dataclass
@@ -597,13 +600,26 @@ def loss_curves_png(history: list[dict[str, float]], path: Path, title: str = ""
 # --------------------------------------------------------------------------- the loop
 
 
-def train(cfg: TrainConfig) -> TrainResult:
-    """Train (or resume) a member; see the module docstring. Returns where things are."""
+def train(cfg: TrainConfig, on_snapshot: SnapshotHook | None = None,
+          on_finish: FinishHook | None = None) -> TrainResult:
+    """Train (or resume) a member; see the module docstring. Returns where things are.
+
+    `on_snapshot(step, sheet)` and `on_finish(result)` are called on the main rank;
+    an exception in them is logged and never stops training."""
     if cfg.architecture == "pix2pix":
         from training.gan import train_gan
 
-        return train_gan(cfg)
-    return _run(cfg, _EncoderDecoderSteps)
+        return train_gan(cfg, on_snapshot, on_finish)
+    return _run(cfg, _EncoderDecoderSteps, on_snapshot, on_finish)
+
+
+def _tell(hook: Callable[..., None] | None, *args: Any) -> None:
+    if hook is None:
+        return
+    try:
+        hook(*args)
+    except Exception:  # news about training must never stop it
+        log.warning("training callback failed", exc_info=True)
 
 
 class _EncoderDecoderSteps:
@@ -664,7 +680,8 @@ class _EncoderDecoderSteps:
         return unwrap(self.objective).net
 
 
-def _run(cfg: TrainConfig, steps_cls: type) -> TrainResult:
+def _run(cfg: TrainConfig, steps_cls: type, on_snapshot: SnapshotHook | None = None,
+         on_finish: FinishHook | None = None) -> TrainResult:
     """The shared loop: data, resume, steps, checkpoints, snapshots, the end."""
     from tqdm import tqdm
 
@@ -725,6 +742,7 @@ def _run(cfg: TrainConfig, steps_cls: type) -> TrainResult:
         colorings = val.colorings(steps.net, cfg.kind, device)
         val.sheet(colorings, f"step {step}").save(snap_dir / f"sheet_{step:07d}.png")
         _paste_grid([colorings], val.size).save(snap_dir / f"row_{step:07d}.png")
+        _tell(on_snapshot, step, snap_dir / f"sheet_{step:07d}.png")
 
     def checkpoint(step: int, wall: float) -> None:
         save_checkpoint(ckpt_path, {
@@ -806,6 +824,7 @@ def _run(cfg: TrainConfig, steps_cls: type) -> TrainResult:
         summary = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(result).items()}
         summary["snapshots"] = [str(p) for p in result.snapshots]
         (out / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
+        _tell(on_finish, result)
     if dist.world > 1:
         import torch.distributed as tdist
 

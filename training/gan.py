@@ -19,14 +19,25 @@ from torch import nn
 from torch.nn import functional as F
 
 from models.pix2pix import DiscriminatorConfig, PatchDiscriminator
-from training.train import PairCrops, TrainConfig, TrainResult, _Dist, _run, lr_at, unwrap
+from training.train import (
+    FinishHook,
+    PairCrops,
+    SnapshotHook,
+    TrainConfig,
+    TrainResult,
+    _Dist,
+    _run,
+    lr_at,
+    unwrap,
+)
 
 
-def train_gan(cfg: TrainConfig) -> TrainResult:
+def train_gan(cfg: TrainConfig, on_snapshot: SnapshotHook | None = None,
+              on_finish: FinishHook | None = None) -> TrainResult:
     """Train (or resume) a pix2pix member; same contract as `training.train.train`."""
     if cfg.architecture != "pix2pix":
         raise ValueError("train_gan trains pix2pix members")
-    return _run(cfg, _GanSteps)
+    return _run(cfg, _GanSteps, on_snapshot, on_finish)
 
 
 class _GanSteps:

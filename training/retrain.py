@@ -409,12 +409,14 @@ async def run_cycle(
     *,
     worker_urls: Sequence[str] = (),
     judge_dir: Any = None,
+    on_finish: Callable[[CycleReport], Any] | None = None,
 ) -> CycleReport:
     """Export votes -> judge -> fine-tune each member -> evaluate -> gate -> promote.
 
     Reads votes, pages and colorings through `db` (images from its store), writes each
     candidate beside the family (`training/promotion.py`) and records it in `db` with
-    its parent, evaluation and the gate's decision.
+    its parent, evaluation and the gate's decision. `on_finish(report)` (may be async:
+    the training news) is told the finished cycle; its failure is logged, not raised.
     """
     import asyncio
     from pathlib import Path
@@ -594,6 +596,13 @@ async def run_cycle(
             )
         report.seconds["total"] = round(time.perf_counter() - t_start, 1)
         await db.finish_training_run(run.id, metrics=_jsonable(report.to_dict()))
+        if on_finish is not None:
+            try:
+                told = on_finish(report)
+                if asyncio.iscoroutine(told):
+                    await told
+            except Exception:  # news about a cycle must never undo it
+                log.warning("retrain on_finish failed", exc_info=True)
         return report
     except Exception as exc:
         await db.finish_training_run(run.id, error=f"{type(exc).__name__}: {exc}")

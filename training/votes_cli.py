@@ -78,6 +78,9 @@ def register_vote_commands(subparsers: Any) -> None:
     )
     p.add_argument("--json", action="store_true",
                    help="print the cycle report as JSON (default: text)")
+    p.add_argument("--webhook", default=None, metavar="URL",
+                   help="Discord webhook that gets each cycle's result: who was promoted, by "
+                   "how much, the new board (default: $COLORBOT_TRAINING_WEBHOOK; none)")
     p.set_defaults(handler=_retrain)
 
     p = subparsers.add_parser("promote", help="serve a member version (no gate)",
@@ -218,8 +221,19 @@ def _retrain(args: argparse.Namespace) -> int:
     )
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
 
+    from training.news import post_cycle, webhook_url
+
+    webhook = webhook_url(args.webhook)
+
     async def once() -> Any:
         db = await _open_db(settings)
+
+        async def news(report: Any) -> None:
+            from models.family import Family
+
+            emojis = {m.name: m.emoji for m in Family.load(root).members}
+            await post_cycle(webhook, report, db, guild_id=cfg.guild_id, emojis=emojis)
+
         try:
             return await run_cycle(
                 db,
@@ -227,6 +241,7 @@ def _retrain(args: argparse.Namespace) -> int:
                 cfg,
                 worker_urls=settings.worker_urls,
                 judge_dir=Path(settings.data_dir) / "judge",
+                on_finish=news if webhook else None,
             )
         finally:
             await db.close()

@@ -93,6 +93,9 @@ def _register_train(subparsers) -> None:
                    help="CUDA: train in float32 (default: float16 autocast on CUDA)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None,
                    help="no progress bar (default: a bar)")
+    p.add_argument("--webhook", default=None, metavar="URL",
+                   help="Discord webhook that gets each snapshot sheet and the final card "
+                   "(default: $COLORBOT_TRAINING_WEBHOOK; none)")
     p.set_defaults(handler=_train)
 
 
@@ -126,7 +129,15 @@ def _train(args: argparse.Namespace) -> int:
         print("--dataset is required for a new run", file=sys.stderr)
         return 2
     cfg = TrainConfig.from_dict(fields)
-    result = train(cfg)
+    from training.news import TrainingNews, webhook_url
+
+    url = webhook_url(args.webhook)
+    news = TrainingNews(url, args.out.name, total_steps=cfg.steps) if url else None
+    try:
+        result = train(cfg, on_snapshot=news and news.snapshot, on_finish=news and news.finished)
+    finally:
+        if news is not None:
+            news.close()
     if result.world_size > 1 and not result.ranks_in_sync:
         log.error("DDP ranks ended with different weights")
         return 1

@@ -126,3 +126,18 @@ def test_webhook_url_flag_wins_over_the_setting():
     assert webhook_url(None, env) == env["COLORBOT_TRAINING_WEBHOOK"]
     assert webhook_url("https://example/api/webhooks/2/b", env).endswith("/2/b")
     assert webhook_url(None, {}) == ""
+
+
+async def test_colorbot_train_posts_to_the_webhook_setting(toy, tmp_path, monkeypatch):
+    from colorbot.cli import main
+
+    async with FakeDiscord() as fake:
+        monkeypatch.setenv("COLORBOT_TRAINING_WEBHOOK", f"{fake.base_url}/api/webhooks/7/t")
+        argv = ["train", "--dataset", str(toy), "--out", str(tmp_path / "cli-run"),
+                "--steps", "4", "--batch-size", "4", "--crop", "32", "--load-size", "48",
+                "--base-channels", "8", "--depth", "2", "--ab-bins", "7",
+                "--snapshot-every", "4", "--threads", "1", "--no-progress"]
+        assert await asyncio.to_thread(main, argv) == 0
+        posts = fake.webhook_posts
+    assert len(posts) == 3  # born, step 4, the final card
+    assert "cli-run" in posts[-1][1]["content"] and "step 4" in posts[-1][1]["content"]

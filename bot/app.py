@@ -18,6 +18,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from bot.attachments import AttachmentFetcher
 from bot.errors import GENERIC_MESSAGE, user_message
 from bot.ratelimit import RateLimiter
 from colorbot.settings import Settings
@@ -108,6 +109,7 @@ class ColorBot(commands.AutoShardedBot):
         self.store = store
         self.leaderboard = leaderboard
         self.rate_limiter = RateLimiter(settings.rate_limit_pages, settings.rate_limit_seconds)
+        self.attachments = AttachmentFetcher(settings.discord_api_base)
         self.family_members: list[dict[str, Any]] = []
         self._owns_worker = worker is None
         self._owns_store = store is None
@@ -142,6 +144,7 @@ class ColorBot(commands.AutoShardedBot):
             log.warning("the family is not reachable yet (%s); retrying in the background", exc)
             self._background(self._wait_for_family())
         self._background(self._heartbeat())
+        self._background(self._storage_upkeep())
         for name in COGS:
             await self.load_extension(name)
         synced = await self.tree.sync()
@@ -174,6 +177,30 @@ class ColorBot(commands.AutoShardedBot):
                     log.debug("could not touch %s", path, exc_info=True)
             await asyncio.sleep(every)
 
+    async def _storage_upkeep(self, first_min_age_s: float = 120.0,
+                              every_s: float = 3600.0) -> None:
+        """`colorbot db check --repair` in the background: at start-up (what a crash left:
+        orphan files, temporary files, pages without colorings), then every hour.
+
+        At start-up files older than two minutes are junk (a write takes well under
+        that); later passes use the longer default, as other processes may be writing.
+        """
+        from db import Database
+        from db.check import DEFAULT_MIN_AGE_S, check_storage
+
+        if not isinstance(self.store, Database):
+            return
+        min_age = first_min_age_s
+        while not self.is_closed():
+            try:
+                report = await check_storage(self.store, repair=True, min_age_s=min_age)
+                if report.problems:
+                    log.info("storage check: %s", "; ".join(report.lines()))
+            except Exception:  # noqa: BLE001 - upkeep must not take the bot down
+                log.warning("storage check failed", exc_info=True)
+            min_age = DEFAULT_MIN_AGE_S
+            await asyncio.sleep(every_s)
+
     def _background(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
@@ -202,6 +229,7 @@ class ColorBot(commands.AutoShardedBot):
             # What the bot opened itself, it closes (once: close() may run twice).
             worker, self._owns_worker = (self.worker if self._owns_worker else None), False
             store, self._owns_store = (self.store if self._owns_store else None), False
+            await self.attachments.close()
             if worker is not None:
                 await worker.close()
             if store is not None:

@@ -68,18 +68,22 @@ def check_attachment(attachment: discord.Attachment, max_bytes: int) -> None:
         raise TooLarge(attachment.filename, attachment.size, max_bytes)
 
 
-async def read_attachment(attachment: discord.Attachment, max_bytes: int) -> bytes:
+async def read_attachment(bot: ColorBot, attachment: discord.Attachment) -> bytes:
+    """Check what Discord told us, then download from an allowed host, streamed with the
+    size cap (the size Discord reported may be wrong)."""
+    max_bytes = bot.settings.max_upload_bytes
     check_attachment(attachment, max_bytes)
-    data = await attachment.read()
-    if len(data) > max_bytes:  # the size Discord reported may be wrong
-        raise TooLarge(attachment.filename, len(data), max_bytes)
-    return data
+    return await bot.attachments.read(attachment, max_bytes)
 
 
 def check_rate(bot: ColorBot, user_id: int) -> None:
     wait = bot.rate_limiter.hit(user_id)
     if wait > 0:
         raise SlowDown(wait)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def legend(colorings: list[Any]) -> str:
@@ -97,17 +101,25 @@ async def color_page(
     filesize_limit: int = DEFAULT_FILESIZE_LIMIT,
     title: str = "",
 ) -> ColoredPage:
-    """Record the page, color it with the worker, and build the reply (not sent yet)."""
+    """Color the page with the worker, record it, and build the reply (not sent yet).
+
+    The page is recorded only once the worker has colored it: a file that is not an
+    image (the worker's 400) leaves no row and no stored file behind.
+    """
     started = time.perf_counter()
     if not bot.family_members:
         # Started before the worker; try once more now (raises a kind WorkerError).
         await bot.refresh_family()
+    result = await bot.worker.colorize(page.data, members=members, strength=strength)
+    info = result.page or {}
     recorded = await bot.store.record_page(
         page.data, guild_id=page.guild_id, channel_id=page.channel_id, message_id=page.message_id,
         author_id=page.author_id, source=page.source, filename=page.filename[:255],
+        kind=info.get("kind") if isinstance(info.get("kind"), str) else None,
+        width=_int(info.get("original_width", info.get("width"))),
+        height=_int(info.get("original_height", info.get("height"))),
     )
     page_id = recorded.page.id
-    result = await bot.worker.colorize(page.data, members=members, strength=strength)
     colorings = list(result.colorings)
     sheet = await _sheet(bot, page.data, colorings)
     stem = page.filename.rsplit(".", 1)[0][:40] or "page"

@@ -35,6 +35,3 @@ class RateLimiter:
             return hits[len(hits) + cost - self.limit - 1] + self.window - now
         hits.extend([now] * cost)
         return 0.0
-
-    def forget(self, user_id: int) -> None:
-        self._hits.pop(user_id, None)

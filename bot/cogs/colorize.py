@@ -46,7 +46,7 @@ class Colorize(commands.Cog):
                 )
             members = [model]
         check_rate(self.bot, interaction.user.id)
-        data = await read_attachment(page, self.bot.settings.max_upload_bytes)
+        data = await read_attachment(self.bot, page)
         request = Page(
             data=data, filename=page.filename, guild_id=interaction.guild_id,
             channel_id=interaction.channel_id, message_id=None, author_id=interaction.user.id,

@@ -17,8 +17,8 @@ class Forget(commands.Cog):
     async def forget(self, interaction: discord.Interaction) -> None:
         """Delete your pages, their colorings and your votes from the bot's records."""
         await interaction.response.defer(ephemeral=True, thinking=True)
+        # The rate-limit window stays: forgetting is not a way to post more pages.
         result = await self.bot.store.forget_user(interaction.user.id)
-        self.bot.rate_limiter.forget(interaction.user.id)
         await interaction.followup.send(
             f"Done: I forgot {result.pages} page(s), {result.colorings} coloring(s) and "
             f"{result.votes} vote(s) of yours.", ephemeral=True)

@@ -109,6 +109,9 @@ class FakeDiscord:
         self.channels: dict[int, FakeChannel] = {}
         self.messages: dict[int, FakeMessage] = {}
         self.cdn: dict[str, StoredFile] = {}
+        # A hostile API base: attachment URLs on another origin, sizes that lie.
+        self.attachment_base: str | None = None
+        self.reported_size: int | None = None
         # (message id, user id, emoji) of every live reaction.
         self.reactions: set[tuple[int, int, str]] = set()
         self.interactions: dict[str, FakeInteraction] = {}
@@ -284,7 +287,7 @@ class FakeDiscord:
         attachment_id = snowflake()
         path = f"/attachments/{channel_id}/{attachment_id}/{file.filename}"
         self.cdn[path] = file
-        return attachment_id, f"{self.base_url}/cdn{path}"
+        return attachment_id, f"{self.attachment_base or self.base_url}/cdn{path}"
 
     def _create_message(
         self,
@@ -302,6 +305,8 @@ class FakeDiscord:
         for file in files:
             attachment_id, url = self._cdn_url(file, channel.id)
             attachments.append(attachment_payload(attachment_id, file, url))
+            if self.reported_size is not None:
+                attachments[-1]["size"] = self.reported_size
         message_id = snowflake()
         reference = None
         if reply_to is not None:

@@ -1,10 +1,13 @@
 """Contact sheet: the page and every member's coloring side by side, labeled.
 
-Emoji: Pillow draws color emoji only from a color font (Noto Color Emoji and the
-like) and only at that font's bitmap size; this machine has none (just DejaVu,
-which lacks U+1F600 and friends). So the label draws the emoji glyph when a font
-that has it is found, and otherwise the emoji's Unicode name in brackets, e.g.
-"openmoji [grinning face]" — readable everywhere, and it names the reaction to vote with.
+Each label is the member's voting emoji as a picture, then its name: people vote by
+reacting with that emoji, so the sheet shows the emoji itself. The pictures of the
+default family's emoji ship in `models/emoji/` (rendered from Noto Emoji, Apache-2.0;
+see its LICENSE). Another emoji is drawn from a color emoji font when one is
+installed, else named in words ("[fox face]"). Labels are sized for Discord's preview,
+which shows a five-tile sheet at about a quarter of its width.
+
+Pillow only (no torch), so the bot draws the same sheet as the colorizing core.
 """
 
 from __future__ import annotations
@@ -12,23 +15,35 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw, ImageFont
 
-from models.family import FamilyMember
+if TYPE_CHECKING:
+    from models.family import FamilyMember
 
 # Each tile's long side, in pixels: big enough to judge, small enough for Discord.
 TILE = 384
 PAD = 12
-LABEL_HEIGHT = 34
 BACKGROUND = (246, 244, 240)
 INK = (30, 30, 30)
+EMOJI_DIR = Path(__file__).resolve().parent / "emoji"
 _FONT_PATHS = (
     "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf",  # color emoji, bitmap at 109 px
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/TTF/DejaVuSans.ttf",
     "DejaVuSans.ttf",
 )
+
+
+def label_size(tile: int) -> tuple[int, int, int]:
+    """(text px, emoji px, label band height) for tiles of `tile` px: an eighth of the
+    tile, so a label keeps ~12 px letters when Discord shrinks a 5-tile sheet to ~550 px."""
+    text = max(12, round(tile / 8))
+    emoji = round(text * 1.2)
+    return text, emoji, emoji + 14
 
 
 @lru_cache(maxsize=4)
@@ -56,6 +71,29 @@ def _has_glyph(font: ImageFont.FreeTypeFont, char: str) -> bool:
         return False
 
 
+def emoji_file(emoji: str) -> Path:
+    """Where the shipped picture of `emoji` lives: its code points, `1f600.png` for 😀."""
+    return EMOJI_DIR / ("-".join(f"{ord(ch):x}" for ch in emoji if ch != "\ufe0f") + ".png")
+
+
+@lru_cache(maxsize=64)
+def emoji_picture(emoji: str) -> Image.Image | None:
+    """The emoji as an RGBA picture: the shipped PNG, else a color emoji font's glyph,
+    else None (then the label names it in words)."""
+    if not emoji:
+        return None
+    path = emoji_file(emoji)
+    if path.is_file():
+        with Image.open(path) as image:
+            return image.convert("RGBA")
+    font = _emoji_font()
+    if font is not None and _has_glyph(font, emoji):
+        glyph = Image.new("RGBA", (136, 128), (0, 0, 0, 0))
+        ImageDraw.Draw(glyph).text((0, 0), emoji, font=font, embedded_color=True)
+        return glyph.crop(glyph.getbbox() or (0, 0, 1, 1))
+    return None
+
+
 def emoji_label(emoji: str) -> str:
     """A text stand-in for an emoji: its Unicode name(s), lowercase, in brackets."""
     names = [unicodedata.name(ch, "").lower() for ch in emoji if unicodedata.name(ch, "")]
@@ -63,11 +101,11 @@ def emoji_label(emoji: str) -> str:
 
 
 def _label_parts(member: FamilyMember | str | tuple[str, str]) -> tuple[str, str]:
-    if isinstance(member, FamilyMember):
-        return member.name, member.emoji
     if isinstance(member, tuple):
         return member[0], member[1]
-    return str(member), ""
+    if isinstance(member, str):
+        return member, ""
+    return member.name, member.emoji  # a FamilyMember, or anything with a name and emoji
 
 
 def _fit(image: Image.Image, tile: int) -> Image.Image:
@@ -76,21 +114,25 @@ def _fit(image: Image.Image, tile: int) -> Image.Image:
     return image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
 
 
-def _draw_label(sheet: Image.Image, x: int, y: int, width: int, name: str, emoji: str) -> None:
+def _draw_label(sheet: Image.Image, x: int, y: int, width: int, height: int, name: str,
+                emoji: str, tile: int) -> None:
+    """The emoji picture and the name, centred in the band under a tile."""
     draw = ImageDraw.Draw(sheet)
-    font = _text_font(18)
-    emoji_font = _emoji_font()
-    if emoji and emoji_font is not None and _has_glyph(emoji_font, emoji):
-        glyph = Image.new("RGBA", (136, 128), (0, 0, 0, 0))
-        ImageDraw.Draw(glyph).text((0, 0), emoji, font=emoji_font, embedded_color=True)
-        glyph = glyph.crop(glyph.getbbox() or (0, 0, 1, 1)).resize((24, 24))
-        sheet.paste(glyph, (x, y + 4), glyph)
-        draw.text((x + 30, y + 6), name, font=font, fill=INK)
-        return
-    text = f"{name} {emoji_label(emoji)}" if emoji else name
-    while draw.textlength(text, font=font) > width and len(text) > 4:
+    text_px, emoji_px, _ = label_size(tile)
+    font = _text_font(text_px)
+    picture = emoji_picture(emoji)
+    text = name if picture is not None or not emoji else f"{name} {emoji_label(emoji)}"
+    gap = emoji_px // 4 if picture is not None else 0
+    room = width - (emoji_px + gap if picture is not None else 0)
+    while draw.textlength(text, font=font) > room and len(text) > 4:
         text = text[:-2] + "…"
-    draw.text((x, y + 6), text, font=font, fill=INK)
+    total = draw.textlength(text, font=font) + (emoji_px + gap if picture is not None else 0)
+    left = x + max(0, round((width - total) / 2))
+    if picture is not None:
+        icon = picture.resize((emoji_px, emoji_px), Image.Resampling.LANCZOS)
+        sheet.paste(icon, (left, y + (height - emoji_px) // 2), icon)
+        left += emoji_px + gap
+    draw.text((left, y + height // 2), text, font=font, fill=INK, anchor="lm")
 
 
 def contact_sheet(
@@ -103,6 +145,7 @@ def contact_sheet(
     A member is a `FamilyMember`, a name, or a (name, emoji) pair. More than four
     colorings wrap onto further rows.
     """
+    label_h = label_size(tile)[2]
     tiles = [("page", "", _fit(page, tile))]
     tiles += [(*_label_parts(member), _fit(image, tile)) for member, image in colorings]
     columns = min(len(tiles), 5)
@@ -111,13 +154,13 @@ def contact_sheet(
     cell_h = max(im.height for _, _, im in tiles)
     sheet = Image.new(
         "RGB",
-        (PAD + columns * (cell_w + PAD), PAD + rows * (cell_h + LABEL_HEIGHT + PAD)),
+        (PAD + columns * (cell_w + PAD), PAD + rows * (cell_h + label_h + PAD)),
         BACKGROUND,
     )
     for i, (name, emoji, im) in enumerate(tiles):
         col, row = i % columns, i // columns
         x = PAD + col * (cell_w + PAD)
-        y = PAD + row * (cell_h + LABEL_HEIGHT + PAD)
+        y = PAD + row * (cell_h + label_h + PAD)
         sheet.paste(im, (x + (cell_w - im.width) // 2, y + (cell_h - im.height) // 2))
-        _draw_label(sheet, x, y + cell_h, cell_w, name, emoji)
+        _draw_label(sheet, x, y + cell_h, cell_w, label_h, name, emoji, tile)
     return sheet

@@ -34,14 +34,26 @@ from torch.nn import functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from models.colorspace import in_gamut, lab_to_rgb, normalize_l, scale_chroma
+from models.decoder import DecoderOptions, choose_cells, region_adjacency, region_log_scores
 from models.family import Family, FamilyMember
 from models.images import page_lightness
 from models.pagekind import KINDS, PageKind, detect_page_kind, paper_level
-from models.regions import Regions, RegionSamples, find_regions, region_medians, region_samples
+from models.regions import (
+    INK_LEVEL,
+    Regions,
+    RegionSamples,
+    find_regions,
+    region_medians,
+    region_samples,
+)
 
 # Lines darker than this are never lightened by paper leveling.
 _LINE_LEVEL = 30.0
 MAX_STRENGTH = 4.0
+# Lines stay visible: a fill is never darker than the page's ink plus this much L. The
+# fill is lightened (not the line darkened): the page's own lines are what the person
+# drew, and a light pencil line keeps its look under a lighter fill.
+LINE_CONTRAST = 25.0
 
 
 @dataclass(frozen=True)
@@ -49,10 +61,16 @@ class ColorizeOptions:
     strength: float = 1.0  # chroma multiplier; 0 gives a gray page, 1 the prediction as is
     fill: bool | None = None  # one color per region enclosed by lines; None: on for line art
     kind: str = "auto"  # "auto" | "lineart" | "photo"
+    seed: int | None = None  # None: the member's most likely coloring; an int: another
+    # plausible one (the same for the same seed), "another try"
+    decoder: str = "regions"  # line-art fill: "regions" (models/decoder.py) or "median"
+    # (each region's median of the per-pixel annealed means: the old way, for comparison)
 
     def __post_init__(self) -> None:
         if self.kind not in ("auto", *KINDS):
             raise ValueError(f"kind must be auto, lineart or photo, not {self.kind!r}")
+        if self.decoder not in ("regions", "median"):
+            raise ValueError(f"decoder must be regions or median, not {self.decoder!r}")
         if not 0.0 <= float(self.strength) <= MAX_STRENGTH:
             raise ValueError(f"strength must be between 0 and {MAX_STRENGTH:g}")
 
@@ -70,6 +88,10 @@ class PreparedPage:
     lightness: torch.Tensor  # (H, W) page L in [0, 100]; paper leveled to white for line art
     regions: Regions | None  # line art with fill only
     assigned: torch.Tensor | None  # (H, W) int64 region id of every pixel (from regions)
+    ink: float = 0.0  # lightness of the page's lines (median over line pixels); line art
+    seed: int | None = None  # decoder seed (ColorizeOptions.seed)
+    decoder: str = "regions"  # ColorizeOptions.decoder
+    _neighbours: list[set[int]] | None = field(default=None, repr=False)
     _inputs: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)
     _samples: dict[tuple[int, int], RegionSamples] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -105,6 +127,19 @@ class PreparedPage:
                 s = region_samples(self.regions, shape)
                 self._samples[shape] = s
             return s
+
+    @property
+    def min_fill_l(self) -> float:
+        """The darkest fill lightness that keeps this page's lines visible."""
+        return min(100.0, self.ink + LINE_CONTRAST) if self.kind == "lineart" else 0.0
+
+    def neighbours(self) -> list[set[int]]:
+        """Which regions touch each other (computed once, for the decoder)."""
+        assert self.regions is not None
+        with self._lock:
+            if self._neighbours is None:
+                self._neighbours = region_adjacency(self.regions.assigned, self.regions.count)
+            return self._neighbours
 
     def info(self) -> dict:
         """What the analysis found, for logs and API responses."""
@@ -191,6 +226,38 @@ def lab_to_rgb8(lab: torch.Tensor) -> torch.Tensor:
     return (rgb * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).T
 
 
+@dataclass(frozen=True)
+class MemberPrediction:
+    """What a classification member predicts for one line-art page to be filled."""
+
+    lab: torch.Tensor  # (3, h, w) L and annealed-mean a/b, network scale
+    logp: torch.Tensor  # (Q, h, w) log-probabilities of the a/b cells
+    centers: torch.Tensor  # (Q, 2) the cells' a/b, network scale
+    prior: torch.Tensor | None  # (Q,) the cells' frequencies in the member's training data
+
+
+def member_prior(member: FamilyMember) -> torch.Tensor | None:
+    """The a/b cell frequencies of the member's training colors (manifest `extra`)."""
+    prior = member.extra.get("ab_prior") if member.extra else None
+    return torch.tensor(prior, dtype=torch.float32) if prior else None
+
+
+def _decodes_regions(net: nn.Module, pages: Sequence[PreparedPage]) -> bool:
+    """Whether this call should return the a/b distribution for the region decoder."""
+    classifies = bool(getattr(net, "classifies_ab", False)) and getattr(net, "l_head", None)
+    return bool(classifies) and any(
+        p.fill and p.regions is not None and p.decoder == "regions" for p in pages
+    )
+
+
+def ink_level(lightness: np.ndarray) -> float:
+    """The lightness of a line-art page's lines: the median of its ink pixels (strided)."""
+    step = max(1, int(np.ceil(max(lightness.shape) / 1024)))
+    small = lightness[::step, ::step]
+    ink = small[small < INK_LEVEL * 100.0]
+    return float(np.median(ink)) if ink.size else 0.0
+
+
 class Colorizer:
     """Colors pages with the members of a family (networks loaded once, on `device`)."""
 
@@ -227,9 +294,11 @@ class Colorizer:
         # Region fill only makes sense where there are lines to stay inside.
         fill = kind == "lineart" and (options.fill is None or options.fill)
         regions = None
+        ink = 0.0
         if kind == "lineart":
             paper = detected.paper if options.kind == "auto" else paper_level(lightness)
             lightness = level_paper(lightness, paper)
+            ink = ink_level(lightness)
             if fill:
                 regions = find_regions(lightness)
         page = PreparedPage(
@@ -242,6 +311,9 @@ class Colorizer:
             lightness=torch.from_numpy(np.ascontiguousarray(lightness, dtype=np.float32)),
             regions=regions,
             assigned=torch.from_numpy(regions.assigned).long() if regions is not None else None,
+            ink=ink,
+            seed=options.seed,
+            decoder=options.decoder,
         )
         # Warm the caches for this family's working sizes now (CPU work that the
         # batcher would otherwise do while the accelerator waits).
@@ -275,12 +347,32 @@ class Colorizer:
             batch = batch.contiguous(memory_format=torch.channels_last)
         else:
             batch = batch.to(self.device)
+        decodes = _decodes_regions(net, pages)
         with torch.inference_mode(), torch.autocast(
             device_type="cuda", dtype=torch.float16, enabled=cuda
         ):
-            out = net(batch)  # (B, C, H, W) network scale
+            if decodes:
+                # The region decoder needs the whole a/b distribution, not its mean.
+                feats = net.features(batch)
+                pred_l, logits = net.heads(feats)  # (B, 1, H, W), (B, Q, H, W)
+                logp = torch.log_softmax(logits.float(), dim=1)
+                ab = torch.einsum("bqhw,qc->bchw",
+                                  torch.softmax(logits.float() / net.cfg.ab_temperature, dim=1),
+                                  net.ab_centers.float())
+                out = torch.cat((pred_l.float(), ab), dim=1)  # (B, 3, H, W)
+            else:
+                out = net(batch)  # (B, C, H, W) network scale
         out = out.float().cpu()
-        return [o[:, : x.shape[-2], : x.shape[-1]] for o, x in zip(out, inputs, strict=True)]
+        crops = [(x.shape[-2], x.shape[-1]) for x in inputs]
+        if not decodes:
+            return [o[:, :h, :w] for o, (h, w) in zip(out, crops, strict=True)]
+        logp = logp.cpu()
+        centers = net.ab_centers.float().cpu()
+        prior = member_prior(member)
+        return [
+            MemberPrediction(o[:, :h, :w], lp[:, :h, :w].contiguous(), centers, prior)
+            for o, lp, (h, w) in zip(out, logp, crops, strict=True)
+        ]
 
     def run_member(self, name: str, pages: Sequence[PreparedPage]) -> list[Image.Image]:
         """Color every page with one member: one batched network call, then compositing."""
@@ -311,16 +403,22 @@ class Colorizer:
 
     # ---- compositing at full size ----------------------------------------------------
     @staticmethod
-    def composite(page: PreparedPage, prediction: torch.Tensor) -> Image.Image:
+    def composite(
+        page: PreparedPage, prediction: torch.Tensor | MemberPrediction
+    ) -> Image.Image:
         """A member's prediction (C, h, w), network scale -> the coloring at page size."""
         height, width = page.height, page.width
+        decoded = prediction if isinstance(prediction, MemberPrediction) else None
+        if decoded is not None:
+            prediction = decoded.lab
         if prediction.shape[0] == 3:
             lab_small = torch.cat(((prediction[:1] + 1.0) * 50.0, prediction[1:] * 110.0))
         else:  # a/b only
             lab_small = prediction * 110.0
         if page.kind == "lineart" and lab_small.shape[0] == 3:
+            lab_small[0].clamp_(min=page.min_fill_l)  # lines stay visible
             if page.fill:
-                rgb = _composite_filled(page, lab_small)
+                rgb = _composite_filled(page, lab_small, decoded)
             else:
                 rgb = _composite_lines(page, lab_small)
         else:
@@ -351,12 +449,24 @@ def _composite_lines(page: PreparedPage, lab_small: torch.Tensor) -> torch.Tenso
     return rgb
 
 
-def _composite_filled(page: PreparedPage, lab_small: torch.Tensor) -> torch.Tensor:
-    """Line art with fill: one color per region, lines kept; (H, W, 3) uint8."""
+def _composite_filled(
+    page: PreparedPage, lab_small: torch.Tensor, decoded: MemberPrediction | None = None
+) -> torch.Tensor:
+    """Line art with fill: one color per region, lines kept; (H, W, 3) uint8.
+
+    With the member's a/b distribution (`decoded`), each region's a/b is the cell the
+    region decoder chooses (models/decoder.py); otherwise the region's median.
+    Lightness is the region's median predicted L either way.
+    """
     assert page.assigned is not None
     height, width = page.height, page.width
     samples = page.samples(tuple(lab_small.shape[-2:]))
     palette, has = region_medians(lab_small, samples)  # (K+1, 3), (K+1,)
+    if decoded is not None and page.decoder == "regions":
+        scores = region_log_scores(decoded.logp, samples)
+        cells = choose_cells(scores, samples.counts, page.neighbours(), decoded.centers,
+                             decoded.prior, DecoderOptions(seed=page.seed))
+        palette[has, 1:] = decoded.centers[cells[has]] * 110.0
     palette[:, 1:] *= page.strength
     palette_rgb = lab_to_rgb8(palette.T.contiguous())  # (K+1, 3)
     assigned = page.assigned

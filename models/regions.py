@@ -46,6 +46,9 @@ class Regions:
 
 
 def gap_radius(shape: tuple[int, int]) -> int:
+    # A tiny page (an icon) has no room for gaps: closing would fill its few regions.
+    if max(shape) < 64:
+        return 0
     return max(1, round(max(shape) * _GAP_PER_PIXEL))
 
 

@@ -94,11 +94,13 @@ def fetch_npm(name: str, version: str, cache_dir: Path | None = None) -> Path:
     """The unpacked `package/` folder of an npm package (`npm pack NAME@VERSION`), cached."""
     cache = (cache_dir or default_cache_dir()) / "npm"
     cache.mkdir(parents=True, exist_ok=True)
-    unpacked = cache / f"{name}-{version}"
+    # npm names a scoped package's tarball without the "@" and with "-" for "/".
+    stem = f"{name.lstrip('@').replace('/', '-')}-{version}"
+    unpacked = cache / stem
     done = unpacked / ".unpacked"
     if done.exists():
         return unpacked / "package"
-    tgz = cache / f"{name}-{version}.tgz"
+    tgz = cache / f"{stem}.tgz"
     if not tgz.exists():
         _run(["npm", "pack", f"{name}@{version}", "--silent"], cache)
         if not tgz.exists():
@@ -180,3 +182,34 @@ def license_for_file(copyright_text: str, path: str) -> str:
         names.append("GPL")
     unique = list(dict.fromkeys(n.strip() for n in names))
     return ("mixed: " + ", ".join(unique)) if unique else "see debian/copyright"
+
+
+# Emoji sets packaged as Iconify JSON on npm (one `icons.json` with every SVG body).
+# Twemoji is reserved for independent checks: it is never a collection here, in any
+# package (`@iconify/json` bundles it too, which is why only single-set packages are used).
+ICONIFY_SETS: dict[str, tuple[CollectionInfo, str]] = {
+    "noto": (CollectionInfo(
+        name="noto", license="Apache-2.0", packages=("npm:@iconify-json/noto@1.2.9",),
+        attribution="Noto Emoji, Copyright Google Inc., Apache License 2.0"), "1.2.9"),
+    "emojione": (CollectionInfo(
+        name="emojione", license="CC-BY-4.0", packages=("npm:@iconify-json/emojione@1.2.3",),
+        attribution="Emoji One (colored), Copyright Ranks.com Inc., CC BY 4.0"), "1.2.3"),
+    "fxemoji": (CollectionInfo(
+        name="fxemoji", license="Apache-2.0", packages=("npm:@iconify-json/fxemoji@1.2.2",),
+        attribution="Firefox OS Emoji, Copyright Mozilla Foundation, Apache License 2.0"),
+        "1.2.2"),
+    "streamline": (CollectionInfo(
+        name="streamline", license="CC-BY-4.0",
+        packages=("npm:@iconify-json/streamline-emojis@1.2.4",),
+        attribution="Streamline Emoji, Copyright Streamline (streamlinehq.com), CC BY 4.0"),
+        "1.2.4"),
+}
+ICONIFY_PACKAGES = {"noto": "@iconify-json/noto", "emojione": "@iconify-json/emojione",
+                    "fxemoji": "@iconify-json/fxemoji",
+                    "streamline": "@iconify-json/streamline-emojis"}
+
+
+def fetch_iconify(set_name: str, cache_dir: Path | None = None) -> Path:
+    """The unpacked npm folder of one Iconify emoji set (holds `icons.json`)."""
+    _, version = ICONIFY_SETS[set_name]
+    return fetch_npm(ICONIFY_PACKAGES[set_name], version, cache_dir)

@@ -81,6 +81,8 @@ class TrainConfig:
     disc_lr: float = 2e-4  # pix2pix: discriminator learning rate
     snapshot_every: int = 200  # steps between snapshot sheets of the validation pages
     checkpoint_every: int = 100  # steps between checkpoints
+    keep_weights_every: int = 0  # also keep the weights of every N-th step under
+    # out_dir/weights/ (fp16 safetensors; a held-out curve against training time); 0 = off
     log_every: int = 10  # steps between loss-history points
     val_pages: int = 8  # fixed validation pages in snapshot sheets and the GIF
     snapshot_size: int = 112  # long side of the pages in snapshot sheets
@@ -92,6 +94,10 @@ class TrainConfig:
     num_workers: int = 0  # DataLoader worker processes
     cache_images: bool = True  # keep the resized pictures in RAM (small at load_size)
     limit: int = 0  # use only the first N training pairs (0 = all); for tests
+    collage: float = 0.0  # share of training views that are collages of 2-4 pictures on
+    # one page (an emoji fills its canvas alone; a coloring page has several things)
+    init_weights: str = ""  # start from these weights (a member's .safetensors or a run's
+    # checkpoint.pt): how a member grows from the shared base
     max_minutes: float = 0.0  # stop (checkpointed) after this much wall time; 0 = none
     stop_after: int = 0  # stop (checkpointed) after this many steps in this call; 0 = none
     resume: bool = True  # continue from out_dir/checkpoint.pt when it exists
@@ -129,8 +135,23 @@ class TrainResult:
 # --------------------------------------------------------------------------- data
 
 
+def dataset_folders(dataset: str | Path) -> list[Path]:
+    """The folders of a `dataset` setting: one folder, or several joined by commas."""
+    return [Path(p.strip()) for p in str(dataset).split(",") if p.strip()]
+
+
 def read_manifest(dataset: str | Path, split: str | None = None) -> list[dict[str, Any]]:
-    """The dataset's pairs (optionally one split), sorted by id so order is stable."""
+    """The dataset's pairs (optionally one split), sorted by id so order is stable.
+
+    `dataset` may name several folders joined by commas (the shared base trains on the
+    union of collections); each row then carries its folder in `_root`.
+    """
+    folders = dataset_folders(dataset)
+    if len(folders) > 1:
+        rows = []
+        for folder in folders:
+            rows += [{**r, "_root": str(folder)} for r in read_manifest(folder, split)]
+        return sorted(rows, key=lambda r: r["id"])
     rows = []
     with open(Path(dataset) / "manifest.jsonl", encoding="utf-8") as fh:
         lines = [line.strip() for line in fh if line.strip()]
@@ -157,8 +178,9 @@ def _resize_long_side(img: Image.Image, size: int) -> Image.Image:
 def load_pair(dataset: Path, row: dict[str, Any],
               size: int | None) -> tuple[np.ndarray, np.ndarray]:
     """(page (H, W) uint8, color (H, W, 3) uint8), long side resized to `size` if given."""
-    page = Image.open(dataset / row["page"]).convert("L")
-    color = Image.open(dataset / row["color"]).convert("RGB")
+    root = Path(row.get("_root", dataset))
+    page = Image.open(root / row["page"]).convert("L")
+    color = Image.open(root / row["color"]).convert("RGB")
     if size:
         page, color = _resize_long_side(page, size), _resize_long_side(color, size)
     return np.asarray(page).copy(), np.asarray(color).copy()
@@ -189,12 +211,44 @@ class PairCrops(Dataset):
 
     def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         index, crop_seed = item
+        gen = torch.Generator().manual_seed(crop_seed)
+        if self.cfg.collage > 0 and float(torch.rand(1, generator=gen)) < self.cfg.collage:
+            both = self._collage(index, gen)
+        else:
+            both = self._both(index)
+        both = _augment(both, self.cfg, gen)
+        return both[:1], both[1:]
+
+    def _both(self, index: int) -> torch.Tensor:
         page, color = self._pair(index)
-        both = torch.cat(
+        return torch.cat(
             (torch.from_numpy(page)[None], torch.from_numpy(color).permute(2, 0, 1)), dim=0
         )  # (4, H, W) uint8: page L + color RGB, cropped together
-        both = _augment(both, self.cfg, torch.Generator().manual_seed(crop_seed))
-        return both[:1], both[1:]
+
+    def _collage(self, index: int, gen: torch.Generator) -> torch.Tensor:
+        """2-4 pictures, each shrunk to 35-65 % and placed at random on white paper.
+
+        A picture covers what it draws (its dark lines or non-white colors) and lets
+        the paper or earlier pictures show elsewhere, like stickers on one page.
+        """
+        first = self._both(index)
+        h, w = first.shape[-2:]
+        canvas = torch.full_like(first, 255)
+        count = 2 + int(torch.randint(0, 3, (1,), generator=gen))
+        picks = [index] + torch.randint(0, len(self.rows), (count - 1,), generator=gen).tolist()
+        for pick in picks:
+            both = first if pick == index else self._both(pick)
+            scale = 0.35 + 0.3 * float(torch.rand(1, generator=gen))
+            nh, nw = max(8, round(h * scale)), max(8, round(w * scale))
+            small = F.interpolate(both[None].float(), size=(nh, nw), mode="bilinear",
+                                  align_corners=False, antialias=True)[0]
+            small = small.round().clamp(0, 255).to(torch.uint8)
+            y = int(torch.randint(0, h - nh + 1, (1,), generator=gen))
+            x = int(torch.randint(0, w - nw + 1, (1,), generator=gen))
+            drawn = (small[:1] < 200) | (small[1:] < 235).any(0, keepdim=True)  # (1, nh, nw)
+            region = canvas[:, y : y + nh, x : x + nw]
+            canvas[:, y : y + nh, x : x + nw] = torch.where(drawn, small, region)
+        return canvas
 
 
 def _augment(both: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
@@ -387,6 +441,23 @@ def build_network(cfg: TrainConfig) -> nn.Module:
     raise ValueError(f"unknown architecture {cfg.architecture!r} (unet, pix2pix)")
 
 
+def load_initial_weights(net: nn.Module, path: str | Path) -> None:
+    """Start `net` from a member's weights (.safetensors) or a run's checkpoint."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = load_checkpoint(path)["trainer"]["model"]
+    own = net.state_dict()
+    missing = [k for k, v in own.items() if v.is_floating_point() and k not in state]
+    if missing:
+        raise ValueError(f"{path}: no weights for {', '.join(missing[:3])} ...")
+    own.update({k: v.to(own[k].dtype) for k, v in state.items() if k in own})
+    net.load_state_dict(own)
+
+
 def lr_at(step: int, cfg: TrainConfig, peak: float) -> float:
     """Linear warm-up, then cosine decay to peak * lr_final; a pure function of the step."""
     if step < cfg.warmup_steps:
@@ -508,7 +579,7 @@ class ValidationPages:
         self.pages: list[torch.Tensor] = []  # (1, 1, h, w) network scale
         self.truth: list[Image.Image] = []
         for row in rows:
-            page, color = load_pair(Path(dataset), row, size)
+            page, color = load_pair(dataset_folders(dataset)[0], row, size)
             page_t, _ = batch_to_lab(torch.from_numpy(page)[None, None],
                                      torch.from_numpy(color).permute(2, 0, 1)[None])
             self.pages.append(page_t)
@@ -710,6 +781,8 @@ def _run(cfg: TrainConfig, steps_cls: type, on_snapshot: SnapshotHook | None = N
     net = build_network(cfg).to(device)
     if device.type == "cuda" and cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
+    if cfg.init_weights:
+        load_initial_weights(net, cfg.init_weights)
     steps = steps_cls(cfg, net, data, device, dist)
 
     start, history, wall_before = 0, [], 0.0
@@ -756,6 +829,16 @@ def _run(cfg: TrainConfig, steps_cls: type, on_snapshot: SnapshotHook | None = N
             "world_size": dist.world,
         })
 
+    def keep_weights(step: int, wall: float) -> None:
+        from safetensors.torch import save_file
+
+        folder = out / "weights"
+        folder.mkdir(exist_ok=True)
+        state = {k: v.detach().to("cpu", torch.float16).contiguous()
+                 for k, v in steps.net.state_dict().items() if v.is_floating_point()}
+        save_file(state, str(folder / f"step_{step:07d}.safetensors"),
+                  metadata={"step": str(step), "wall_seconds": f"{wall:.1f}"})
+
     if dist.main and start == 0 and not (snap_dir / f"row_{0:07d}.png").exists():
         snapshot(0)  # the newborn: random colors
     bar = tqdm(total=cfg.steps, initial=start, disable=not (cfg.progress and dist.main),
@@ -788,6 +871,8 @@ def _run(cfg: TrainConfig, steps_cls: type, on_snapshot: SnapshotHook | None = N
                 snapshot(step)
             if step % cfg.checkpoint_every == 0 or step == end or over_time:
                 checkpoint(step, wall_before + elapsed)
+            if cfg.keep_weights_every and step % cfg.keep_weights_every == 0:
+                keep_weights(step, wall_before + elapsed)
         if over_time:
             stopped_early = True
             break

@@ -82,6 +82,14 @@ def register_dataset_commands(subparsers) -> None:
     _cache(p)
     p.set_defaults(handler=_openclipart)
 
+    p = sub.add_parser("iconify", help="an Iconify emoji set from npm: noto, emojione, fxemoji, "
+                       "streamline (its own outlines as pages: real pairs)")
+    p.add_argument("set", choices=("noto", "emojione", "fxemoji", "streamline"),
+                   help="which emoji set")
+    _common(p)
+    _cache(p)
+    p.set_defaults(handler=_iconify)
+
     p = sub.add_parser("info", help="pairs per split and license of dataset folders; --verify")
     p.add_argument("folders", type=Path, nargs="+", help="dataset folders (with manifest.jsonl)")
     p.add_argument("--verify", action="store_true",
@@ -165,6 +173,15 @@ def _openclipart(args) -> int:
     stats = build_openclipart(args.out, size=args.size, cache_dir=args.cache_dir,
                               limit=args.limit, progress=not args.no_progress,
                               **_filter_kwargs(args))
+    return _finish(args, stats)
+
+
+def _iconify(args) -> int:
+    from training.datasets.collections import build_iconify
+
+    stats = build_iconify(args.set, args.out, size=args.size, cache_dir=args.cache_dir,
+                          limit=args.limit, progress=not args.no_progress,
+                          **_filter_kwargs(args))
     return _finish(args, stats)
 
 

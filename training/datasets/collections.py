@@ -361,3 +361,134 @@ def build_artworks(
         roots[pkg] = reg.fetch_deb(pkg, cache_dir)
     return build_artworks_from(roots, out, size=size, crops=crops, line_weight=line_weight,
                                detail=detail, progress=progress)
+
+
+# Skin-tone variants of one emoji differ only in one color; keep the default one.
+_SKIN_TONE_NAME = re.compile(r"-(?:medium-light|medium-dark|light|medium|dark)-skin-tone")
+_SHAPES = ("path", "circle", "ellipse", "rect", "polygon", "polyline", "line")
+
+
+def iconify_icons(package_dir: Path) -> list[tuple[str, str]]:
+    """`(name, standalone SVG)` of every visible icon of an Iconify JSON package.
+
+    Aliases (the same art under another name), hidden icons and skin-tone variants are
+    left out: they would only repeat pictures.
+    """
+    import json
+
+    data = json.loads((package_dir / "icons.json").read_text(encoding="utf-8"))
+    default_w, default_h = data.get("width", 16), data.get("height", 16)
+    icons = []
+    for name, icon in sorted(data["icons"].items()):
+        if icon.get("hidden") or _SKIN_TONE_NAME.search(name):
+            continue
+        w, h = icon.get("width", default_w), icon.get("height", default_h)
+        left, top = icon.get("left", 0), icon.get("top", 0)
+        svg = (f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"'
+               f' width="{w}" height="{h}" viewBox="{left} {top} {w} {h}">{icon["body"]}</svg>')
+        icons.append((name, svg))
+    return icons
+
+
+def strokes_only(svg: str) -> str | None:
+    """The outline drawing of an SVG whose art has dark outline strokes: every stroked
+    shape kept, black, unfilled; every fill-only shape dropped. None without strokes.
+
+    Streamline's emoji draw each shape's outline as a stroke over its fill, so this
+    is a real line-art page of the same picture (like OpenMoji's black set).
+    """
+    import xml.etree.ElementTree as ET
+
+    ns = "{http://www.w3.org/2000/svg}"
+    ET.register_namespace("", "http://www.w3.org/2000/svg")
+    ET.register_namespace("xlink", "http://www.w3.org/1999/xlink")
+    root = ET.fromstring(svg)
+    found = False
+
+    def visit(node: ET.Element, stroked: bool) -> None:
+        nonlocal found
+        for child in list(node):
+            tag = child.tag.removeprefix(ns)
+            stroke = child.get("stroke")
+            here = stroked if stroke is None else stroke not in ("none", "transparent")
+            if tag in _SHAPES:
+                if here and child.get("opacity") is None:
+                    child.set("fill", "none")
+                    child.set("stroke", "#000")
+                    found = True
+                else:
+                    node.remove(child)
+            elif tag in ("g", "svg"):
+                child.attrib.pop("fill", None)
+                if stroke is not None:
+                    child.set("stroke", "#000" if here else "none")
+                visit(child, here)
+            elif tag in ("use",):
+                node.remove(child)  # references fills in <defs>: not an outline
+    visit(root, stroked=False)
+    return ET.tostring(root, encoding="unicode") if found else None
+
+
+def build_iconify_pairs(
+    package_dir: Path,
+    out: Path,
+    set_name: str,
+    *,
+    size: int = 256,
+    line_weight: float = 3.0,
+    detail: float = 0.5,
+    limit: int | None = None,
+    progress: bool = True,
+) -> BuildStats:
+    """One Iconify emoji set as pairs. Streamline's pages are its own outlines
+    (`strokes_only`: real pairs); the other sets' pages come from the coloring-book
+    filter."""
+    from training.datasets.builders import is_colorless
+    from training.filters import coloring_book
+
+    info_reg, _ = reg.ICONIFY_SETS[set_name]
+    real_pairs = set_name == "streamline"
+    icons = iconify_icons(package_dir)
+    if limit is not None:
+        icons = icons[:limit]
+    pages = ("the set's own outline strokes (real pairs)" if real_pairs else
+             f"coloring-book filter (line_weight={line_weight}, detail={detail})")
+    info = {"attribution": info_reg.attribution, "packages": list(info_reg.packages),
+            "size": size, "pages": pages}
+    with DatasetWriter(out, set_name, info_reg.license, "lineart", info=info) as writer:
+        stats = writer.stats
+        for name, svg in _bar(icons, len(icons), set_name, progress):
+            source = f"{set_name}/{name}"
+            if writer.has_source(source):
+                stats.skipped += 1
+                continue
+            try:
+                color = render_svg(svg, size)
+                if real_pairs:
+                    lines = strokes_only(svg)
+                    if lines is None:
+                        stats.fail(source, "no outline strokes")
+                        continue
+                    page = render_svg(lines, size).convert("L")
+                else:
+                    page = None
+            except (PictureError, ValueError) as exc:
+                stats.fail(source, str(exc)[:200])
+                continue
+            if is_colorless(color):
+                stats.colorless += 1
+                continue
+            if page is None:
+                page = coloring_book(color, line_weight=line_weight, detail=detail)
+            writer.add(color, page, source, split_key=f"{set_name}:{name}")
+    return stats
+
+
+def build_iconify(
+    set_name: str, out: Path, *, size: int = 256, cache_dir: Path | None = None,
+    limit: int | None = None, line_weight: float = 3.0, detail: float = 0.5,
+    progress: bool = True,
+) -> BuildStats:
+    package = reg.fetch_iconify(set_name, cache_dir)
+    return build_iconify_pairs(package, out, set_name, size=size, line_weight=line_weight,
+                               detail=detail, limit=limit, progress=progress)

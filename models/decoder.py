@@ -1,0 +1,146 @@
+"""One color per region, chosen from the region's whole a/b distribution.
+
+A member with a classification head predicts, per pixel, a distribution over a/b cells.
+The old fill took each region's median of per-pixel annealed means: averaging a
+distribution with several peaks (a ball may be red or blue) lands between them, in
+brown. Here a region decides from all of its pixels' evidence at once:
+
+- **mode of the product**: the region's score for cell q is the mean over its pixels of
+  log p(q) (the log of the product of the pixels' distributions, per pixel so that big
+  and small regions are on one scale); the best cell is the color every pixel finds
+  least unlikely, and it is one of the peaks, never a blend of two;
+- **logit adjustment**: the training data's cell frequencies (`prior`) favour paper
+  white and a few common colors; subtracting `prior_weight * log prior(q)` lets a cell
+  that is rare overall win where the page's evidence points to it. Paper gray gets the
+  median chromatic correction, so confident white stays white;
+- **neighbours differ**: regions are decided largest first; a region whose best color
+  is nearly the color of a neighbour already decided takes its own next-best mode when
+  that is within `diversity_margin` of its best (the distribution allows it);
+- **variety on request**: with a `seed`, Gumbel noise of scale `variety` on the scores
+  picks another plausible coloring, the same one for the same seed.
+
+Everything here is a few small tensors per page: (regions, cells) scores, not pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from models.regions import RegionSamples
+
+# Two a/b cells closer than this (network scale, ab/110) count as "the same color" for
+# the neighbour rule: ~1.5 cells of a 15-bin grid, about 20 a/b units.
+_SAME_COLOR = 0.2
+# a/b cells this close to gray (network scale) are paper / gray, not a color choice.
+_NEUTRAL = 0.07
+
+
+@dataclass(frozen=True)
+class DecoderOptions:
+    prior_weight: float = 0.5  # strength of the logit adjustment (0 = none)
+    diversity_margin: float = 0.4  # nats of mean log-probability a region may give up
+    # to differ from a neighbour
+    seed: int | None = None  # None: deterministic; an int: another plausible coloring
+    variety: float = 0.5  # scale of the Gumbel noise used with a seed
+
+
+def region_log_scores(logp: torch.Tensor, samples: RegionSamples) -> torch.Tensor:
+    """Mean log-probability of each cell over each region: (Q, h, w) -> (K+1, Q).
+
+    Row 0 (lines) and regions without a sample are zero.
+    """
+    q = logp.shape[0]
+    n_ids = samples.counts.numel()
+    scores = torch.zeros(n_ids, q, dtype=torch.float32)
+    if samples.index.numel() == 0:
+        return scores
+    values = logp.reshape(q, -1)[:, samples.index].T.float()  # (N, Q)
+    ids = torch.repeat_interleave(torch.arange(n_ids), samples.counts)  # (N,)
+    scores.index_add_(0, ids, values)
+    return scores / samples.counts.clamp_min(1)[:, None].float()
+
+
+def region_adjacency(assigned: np.ndarray, count: int) -> list[set[int]]:
+    """Which regions touch (across a line): `neighbours[i]` for ids 0..count.
+
+    `assigned` gives every pixel its region (line pixels their nearest one), so two
+    regions separated by a line meet in the middle of that line.
+    """
+    neighbours: list[set[int]] = [set() for _ in range(count + 1)]
+    pairs = []
+    for a, b in ((assigned[:, :-1], assigned[:, 1:]), (assigned[:-1, :], assigned[1:, :])):
+        differ = a != b
+        if differ.any():
+            pairs.append(np.stack((a[differ], b[differ]), axis=1))
+    if not pairs:
+        return neighbours
+    edges = np.unique(np.concatenate(pairs).astype(np.int64), axis=0)
+    for i, j in edges.tolist():
+        if i and j:
+            neighbours[i].add(j)
+            neighbours[j].add(i)
+    return neighbours
+
+
+def adjusted_scores(
+    scores: torch.Tensor, prior: torch.Tensor | None, centers: torch.Tensor, weight: float
+) -> torch.Tensor:
+    """Region scores with the logit adjustment applied: (K+1, Q)."""
+    if prior is None or weight <= 0:
+        return scores
+    log_prior = prior.clamp_min(1e-8).log()
+    neutral = centers.norm(dim=1) < _NEUTRAL
+    if bool(neutral.any()) and bool((~neutral).any()):
+        log_prior = log_prior.clone()
+        log_prior[neutral] = log_prior[~neutral].median()
+    return scores - weight * log_prior[None, :]
+
+
+def choose_cells(
+    scores: torch.Tensor,
+    sizes: torch.Tensor,
+    neighbours: list[set[int]],
+    centers: torch.Tensor,
+    prior: torch.Tensor | None = None,
+    options: DecoderOptions | None = None,
+) -> torch.Tensor:
+    """The a/b cell of every region: (K+1,) long (row 0 unused).
+
+    `scores` (K+1, Q) mean log-probabilities, `sizes` (K+1,) samples per region (0 =
+    no evidence: such regions keep cell 0 and are colored per pixel by the caller).
+    """
+    options = options or DecoderOptions()
+    adjusted = adjusted_scores(scores, prior, centers, options.prior_weight)
+    if options.seed is not None and options.variety > 0:
+        gen = torch.Generator().manual_seed(int(options.seed))
+        uniform = torch.rand(adjusted.shape, generator=gen).clamp(1e-9, 1 - 1e-9)
+        adjusted = adjusted - options.variety * torch.log(-torch.log(uniform))
+    n_ids = scores.shape[0]
+    cells = torch.zeros(n_ids, dtype=torch.long)
+    decided = torch.zeros(n_ids, dtype=torch.bool)
+    neutral = centers.norm(dim=1) < _NEUTRAL
+    ranking = torch.argsort(adjusted, dim=1, descending=True)  # (K+1, Q)
+    order = torch.argsort(sizes, descending=True, stable=True).tolist()
+    for region in order:
+        if region == 0 or int(sizes[region]) == 0:
+            continue
+        best = int(ranking[region, 0])
+        choice = best
+        taken = [int(cells[j]) for j in neighbours[region] if decided[j]]
+        if taken and not bool(neutral[best]):
+            floor = float(adjusted[region, best]) - options.diversity_margin
+            for cell in ranking[region, :8].tolist():
+                if float(adjusted[region, cell]) < floor:
+                    break
+                if bool(neutral[cell]):
+                    continue  # giving up a color for paper is not what "differ" means
+                near = torch.cdist(centers[cell][None], centers[taken]).min()
+                if float(near) >= _SAME_COLOR:
+                    choice = cell
+                    break
+        cells[region] = choice
+        decided[region] = True
+    return cells

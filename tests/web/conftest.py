@@ -1,7 +1,9 @@
-"""Fixtures: the web app on a seeded SQLite database and a tiny family folder."""
+"""Fixtures: the web app on a seeded database (SQLite, and PostgreSQL when it can be
+reached, as tests/db does) and a tiny family folder."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from PIL import Image
 
 from colorbot.settings import Settings
 from db import Database
+from tests.db.conftest import _postgres_backend
 from tests.web.seed import MEMBERS, seed
 from web.app import create_app
 
@@ -54,12 +57,19 @@ def family_dir(tmp_path: Path) -> Path:
     return root
 
 
-@pytest_asyncio.fixture
-async def database(tmp_path: Path):
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'web.sqlite3'}", store_dir=tmp_path / "store")
-    await db.upgrade()
-    yield db
-    await db.close()
+@pytest_asyncio.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def database(request: pytest.FixtureRequest, tmp_path: Path):
+    async with contextlib.AsyncExitStack() as stack:
+        if request.param == "sqlite":
+            db = Database(f"sqlite+aiosqlite:///{tmp_path / 'web.sqlite3'}",
+                          store_dir=tmp_path / "store")
+        else:
+            backend = await stack.enter_async_context(_postgres_backend())
+            db = backend.database(store_dir=tmp_path / "store")
+        await db.upgrade()
+        yield db
+        await db.close()
 
 
 @pytest_asyncio.fixture

@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
-from pathlib import Path
 from typing import Any
+
+from colorbot.settings import load_dotenv
+
+__all__ = ["load_dotenv", "register", "run_bot"]
 
 log = logging.getLogger(__name__)
 
@@ -39,22 +41,6 @@ def register(subparsers: Any) -> None:
     run.add_argument("--no-upgrade", action="store_true",
                      help="do not migrate the database before starting (default: migrate)")
     run.set_defaults(handler=run_bot)
-
-
-def load_dotenv(path: Path = Path(".env")) -> None:
-    """KEY=VALUE lines of `.env` (as docker compose reads them) into the environment;
-    variables already set win. Lets `colorbot run` use the same .env as compose."""
-    if not path.is_file():
-        return
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, value = line.split("=", 1)
-        key, value = key.strip().removeprefix("export ").strip(), value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        os.environ.setdefault(key, value)
 
 
 def run_bot(args: argparse.Namespace) -> int:

@@ -3,6 +3,9 @@
 Each package contributes its subcommands through a `register(subparsers)` function in
 its own `cli.py`; heavy imports (torch, discord) happen inside the handlers, so
 `colorbot --help` stays fast and the bot never pulls in torch.
+
+Every command reads `.env` (as `docker compose` does; variables already set win), and
+every failure ends as one line on stderr and a non-zero exit; `-v` adds the traceback.
 """
 
 from __future__ import annotations
@@ -10,10 +13,26 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+import traceback
+
+from colorbot.settings import load_dotenv
 
 # Packages that add subcommands, in the order they show in --help.
 _COMMAND_MODULES = ("bot.cli", "models.cli", "db.cli", "training.cli", "web.cli")
+# Environment variables whose values must never reach stderr.
+_SECRET_VARIABLES = ("DISCORD_TOKEN", "COLORBOT_WORKER_TOKEN", "COLORBOT_WORKER_ADMIN_TOKEN")
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        return package_version("colorbot")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="colorbot",
         description="Color coloring pages with a family of small neural colorizers.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging, and the traceback when a command fails")
+    parser.add_argument("--version", action="version", version=f"colorbot {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
         try:
@@ -35,7 +56,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _secrets() -> list[str]:
+    values = [os.environ.get(name, "") for name in _SECRET_VARIABLES]
+    url = os.environ.get("DATABASE_URL", "")
+    if url:
+        try:
+            from sqlalchemy.engine import make_url
+
+            values.append(make_url(url).password or "")
+        except Exception:  # noqa: BLE001 - an unparsable URL has no password to hide
+            pass
+    return [v for v in values if len(v) >= 4]
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line a person can read: the exception's own first line (secrets masked)."""
+    text = str(exc).strip()
+    line = text.splitlines()[0].strip() if text else ""
+    if isinstance(exc, OSError) and exc.filename and not line:
+        line = f"{exc.strerror or 'cannot use'}: {exc.filename}"
+    if not line or isinstance(exc, AssertionError | KeyError):
+        line = f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+    for secret in _secrets():
+        line = line.replace(secret, "***")
+    return line[:400]
+
+
 def main(argv: list[str] | None = None) -> int:
+    load_dotenv()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -50,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(handler(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - the one place a command's failure ends
+        if args.verbose:
+            traceback.print_exc()
+        hint = "" if args.verbose else " (colorbot -v ... shows the details)"
+        print(f"colorbot {args.command}: {describe_failure(exc)}{hint}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

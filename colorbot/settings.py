@@ -15,6 +15,23 @@ def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+def load_dotenv(path: Path = Path(".env")) -> None:
+    """KEY=VALUE lines of `.env` (as docker compose reads them) into the environment;
+    variables already set win. Every `colorbot` command reads it, so `DATABASE_URL` in
+    `.env` means the same database for `run`, `db upgrade`, `leaderboard` ..."""
+    if not path.is_file():
+        return
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        key, value = key.strip().removeprefix("export ").strip(), value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        os.environ.setdefault(key, value)
+
+
 def default_data_dir() -> Path:
     return Path(os.environ.get("COLORBOT_DATA", "data")).expanduser()
 

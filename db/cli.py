@@ -86,7 +86,10 @@ def _friendly(handler: Callable[[argparse.Namespace], int]) -> Callable[[argpars
         try:
             return handler(args)
         except (StorageError, OperationalError, InterfaceError, OSError) as exc:
-            print(f"colorbot: {exc}", file=sys.stderr)
+            if getattr(args, "verbose", False):
+                raise  # colorbot -v: the traceback
+            print(f"colorbot: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}",
+                  file=sys.stderr)
             return 1
 
     return run

@@ -81,20 +81,33 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+BUNDLED_STAMP_NAME = ".bundled-family.json"
+
+
 def copy_bundled_family(root: str | Path) -> bool:
-    """Make `root` a copy of the bundled family if it holds no manifest yet.
+    """Make `root` a copy of the bundled family if it holds no manifest yet; bring new
+    bundled members into an existing copy after an upgrade.
 
     A deployment that retrains serves a writable folder (compose: /data/family) that
     starts as the bundled family and then gains versions; the worker and the trainer
     may both start first, so the copy is made beside `root` and renamed into place
     (whoever renames first wins, the other finds the manifest). Returns True when it
     copied. A path to a manifest *file* is left alone: that is someone's own family.
+
+    The copy carries a stamp (`.bundled-family.json`: the bundled manifest's sha256 and
+    each member's weights as copied). When the bundled family has changed since (a newer
+    image or package), members the copy lacks are added with their files, and a member
+    still served exactly as it was copied, with no versions of its own under versions/,
+    is updated to the bundled one. Promoted or retrained members are never touched.
     """
     import os
     import shutil
 
     root = Path(root)
-    if root.suffix == ".json" or (root / MANIFEST_NAME).exists():
+    if root.suffix == ".json":
+        return False
+    if (root / MANIFEST_NAME).exists():
+        _upgrade_bundled_copy(root)
         return False
     root.parent.mkdir(parents=True, exist_ok=True)
     if root.is_dir() and any(root.iterdir()):
@@ -102,6 +115,7 @@ def copy_bundled_family(root: str | Path) -> bool:
     tmp = root.parent / f".{root.name}.copy-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(BUNDLED_FAMILY_DIR, tmp, ignore=shutil.ignore_patterns("*.tmp"))
+    _write_bundled_stamp(tmp, _bundled_manifest())
     try:
         if root.is_dir():
             root.rmdir()  # empty (checked above); a rename cannot replace a folder
@@ -112,6 +126,85 @@ def copy_bundled_family(root: str | Path) -> bool:
             raise
         return False
     return True
+
+
+def _bundled_manifest() -> tuple[str, dict[str, Any]]:
+    """(sha256, parsed manifest) of the bundled family."""
+    path = BUNDLED_FAMILY_DIR / MANIFEST_NAME
+    return file_sha256(path), json.loads(path.read_text(encoding="utf-8"))
+
+
+def _write_bundled_stamp(root: Path, bundled: tuple[str, dict[str, Any]]) -> None:
+    sha, manifest = bundled
+    stamp = {
+        "bundled_manifest_sha256": sha,
+        "members": {m["name"]: m.get("weights_sha256", "") for m in manifest["members"]},
+    }
+    tmp = root / (BUNDLED_STAMP_NAME + ".tmp")
+    tmp.write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(root / BUNDLED_STAMP_NAME)
+
+
+def _member_files(entry: dict[str, Any]) -> list[str]:
+    """The files of a bundled member's entry that live beside the manifest."""
+    names = [entry.get("weights", ""), entry.get("card", ""), entry.get("growing_up", ""),
+             f"{entry['name']}_loss_curves.png"]
+    return [n for n in names if n and (BUNDLED_FAMILY_DIR / n).is_file()]
+
+
+def _upgrade_bundled_copy(root: Path) -> None:
+    import fcntl
+    import logging
+    import shutil
+
+    bundled = _bundled_manifest()
+    stamp_path = root / BUNDLED_STAMP_NAME
+    try:
+        stamp = json.loads(stamp_path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        stamp = {"bundled_manifest_sha256": "", "members": {}}
+    if stamp.get("bundled_manifest_sha256") == bundled[0]:
+        return
+    with open(root / ".bundled-family.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a worker and the retrainer may start together
+        try:
+            if json.loads(stamp_path.read_text(encoding="utf-8")).get(
+                    "bundled_manifest_sha256") == bundled[0]:
+                return  # the other process upgraded it meanwhile
+        except (FileNotFoundError, ValueError):
+            pass
+        manifest_path = root / MANIFEST_NAME
+        served = json.loads(manifest_path.read_text(encoding="utf-8"))
+        members = {m["name"]: i for i, m in enumerate(served["members"])}
+        copied_as = stamp.get("members", {})
+        changed = []
+        for entry in bundled[1]["members"]:
+            name = entry["name"]
+            if name in members:
+                current = served["members"][members[name]]
+                untouched = (
+                    name in copied_as
+                    and current.get("weights_sha256", "") == copied_as[name]
+                    and current.get("weights_sha256", "") != entry.get("weights_sha256", "")
+                    and not any((root / "versions").glob(f"{name}.v*"))
+                )
+                if not untouched:
+                    continue  # promoted, retrained, or the same: the deployment's own
+                served["members"][members[name]] = entry
+            else:
+                served["members"].append(entry)
+            for file_name in _member_files(entry):
+                shutil.copy2(BUNDLED_FAMILY_DIR / file_name, root / (file_name + ".tmp"))
+                (root / (file_name + ".tmp")).replace(root / file_name)
+            changed.append(name)
+        if changed:
+            tmp = manifest_path.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(served, indent=2, ensure_ascii=False) + "\n",
+                           encoding="utf-8")
+            tmp.replace(manifest_path)
+            logging.getLogger(__name__).warning(
+                "brought bundled member(s) %s into %s", ", ".join(changed), root)
+        _write_bundled_stamp(root, bundled)
 
 
 def save_weights(net: nn.Module, path: Path, half: bool = True) -> str:

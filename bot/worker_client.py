@@ -224,6 +224,12 @@ class WorkerClient:
                 if status >= 500 or status == 429:
                     raise _Retry(f"HTTP {status}: {_error_message(body) or 'no message'}",
                                  _seconds(retry_after_header))
+                if status in (401, 403):
+                    # The operator's problem, not the user's: say so in the log only.
+                    log.error("worker %s refused this bot (HTTP %d): check that "
+                              "COLORBOT_WORKER_TOKEN is the same for the bot and the worker",
+                              url, status)
+                    raise WorkerError(UNREACHABLE_MESSAGE, status=status)
                 if status >= 400:
                     message = (_error_message(body)
                                or f"The worker refused the page (HTTP {status}).")

@@ -21,7 +21,7 @@ async def test_client_sends_the_worker_token(aiohttp_server, family_dir, backend
     async with WorkerClient([base_url(server)], timeout=30, attempts=1) as client:
         with pytest.raises(WorkerError) as caught:
             await client.colorize(page_png(), members=["openmoji"])
-        assert caught.value.status == 401
+        assert caught.value.status == 401 and "try again" in caught.value.message
     assert "tok-42" not in caught.value.message and "tok-42" not in caplog.text
 
 

@@ -134,6 +134,14 @@ async def test_gallery_disable_hides_the_server(client, seeded, database):
     assert (await client.get(f"/images/page/{page}/thumb.webp")).status == 404
 
 
+async def test_pages_run_no_script(client, seeded):
+    for path in ("/", "/leaderboard", "/gallery", "/nothing-here"):
+        response = await client.get(path)
+        policy = response.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in policy and "script-src" not in policy
+        assert "<script" not in await response.text()
+
+
 async def test_unknown_address_is_a_small_html_page(client):
     response = await client.get("/nothing-here")
     assert response.status == 404 and "text/html" in response.content_type

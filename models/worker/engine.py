@@ -472,6 +472,13 @@ class Engine:
                 self.metrics.reloads.inc(result="failed")
                 log.exception("family reload FAILED; the old family keeps serving")
                 raise
+            newly_broken = sorted(set(family.broken) - set(self.broken))
+            if self.family is not None and newly_broken:
+                # A broken promotion must not take a working member away.
+                self.metrics.reloads.inc(result="failed")
+                log.error("family reload FAILED: %s could not be loaded; the old family "
+                          "keeps serving", ", ".join(newly_broken))
+                raise RuntimeError(f"{', '.join(newly_broken)} could not be loaded")
             self._install(family)
             self._manifest_stamp = stamp
             self.metrics.reloads.inc(result="ok")

@@ -175,8 +175,8 @@ async def test_oversized_body_says_the_real_limit(aiohttp_client, family_dir, ba
     assert "0.0625 MB" in (await response.json())["error"]
 
 
-def _truncate_weights(family_dir, member: str) -> None:
-    [weights] = family_dir.glob(f"{member}-v*.safetensors")
+def _truncate_weights(family_dir, member: str, version: int = 1) -> None:
+    weights = family_dir / f"{member}-v{version}.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
 
 
@@ -254,3 +254,19 @@ async def test_pixel_waiting_room_is_bounded(family_dir, backend):
         await budget.acquire(100)
     budget.release(100)
     assert await waiter == 100 and budget.used == 100
+
+
+async def test_a_reload_that_breaks_a_member_keeps_the_old_family(aiohttp_client, family_dir,
+                                                                  backend):
+    from tests.worker.conftest import build_tiny_family
+
+    app = create_app(worker_settings(family_dir, admin_token="adm"), backend=backend)
+    client = await aiohttp_client(app)
+    build_tiny_family(family_dir, version=2)
+    _truncate_weights(family_dir, "fluent", version=2)
+    response = await client.post("/v1/admin/reload", headers={"Authorization": "Bearer adm"})
+    assert response.status == 500
+    assert app[ENGINE_KEY].generation == 1
+    body = await (await client.post("/v1/colorize", data=form())).json()
+    assert [(c["member"], c["version"]) for c in body["colorings"]] == [
+        ("openmoji", 1), ("fluent", 1)]

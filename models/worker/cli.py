@@ -41,6 +41,16 @@ def register_worker_command(subparsers: argparse._SubParsersAction) -> None:
                         help="torch intra-op threads (0: 1 on a CPU, torch's default on CUDA)")
     parser.add_argument("--reload-poll-s", type=float, default=_DEFAULTS.reload_poll_s,
                         help="seconds between manifest checks for promotions (0: off)")
+    parser.add_argument("--max-page-pixels", type=int, default=None,
+                        help="color bigger pages scaled down to this many pixels "
+                        "(default: $COLORBOT_MAX_PAGE_PIXELS or 4,000,000)")
+    parser.add_argument("--max-pixels-in-flight", type=int, default=None,
+                        help="pixels colored at once across requests; more wait "
+                        "(default: twice --max-page-pixels)")
+    parser.add_argument("--header-timeout-s", type=float, default=_DEFAULTS.header_timeout_s,
+                        help="seconds a client may take to send its request headers")
+    parser.add_argument("--body-timeout-s", type=float, default=_DEFAULTS.body_timeout_s,
+                        help="seconds a client may take to send its upload (408 beyond)")
     parser.set_defaults(handler=_run_worker)
 
 
@@ -58,6 +68,10 @@ def settings_from_args(args: argparse.Namespace) -> WorkerSettings:
         prepare_threads=args.prepare_threads,
         torch_threads=args.torch_threads,
         reload_poll_s=args.reload_poll_s,
+        max_page_pixels=getattr(args, "max_page_pixels", None),
+        max_pixels_in_flight=getattr(args, "max_pixels_in_flight", None),
+        header_timeout_s=getattr(args, "header_timeout_s", None),
+        body_timeout_s=getattr(args, "body_timeout_s", None),
     )
 
 

@@ -13,6 +13,7 @@ from PIL import Image
 
 from tests.fakediscord import FakeDiscord
 from tests.training.test_train import _cfg, make_toy_dataset
+from tests.training.votes_helpers import one_thread  # noqa: F401 - fixture
 from training.news import TrainingNews, post, post_cycle, webhook_url
 from training.retrain import CycleReport, MemberOutcome
 from training.train import train
@@ -141,3 +142,39 @@ async def test_colorbot_train_posts_to_the_webhook_setting(toy, tmp_path, monkey
         posts = fake.webhook_posts
     assert len(posts) == 3  # born, step 4, the final card
     assert "cli-run" in posts[-1][1]["content"] and "step 4" in posts[-1][1]["content"]
+
+
+async def test_a_retrain_cycle_posts_its_result(tmp_path, one_thread):  # noqa: F811
+    from db import Database
+    from tests.training.votes_helpers import fake_colorize, tiny_family
+    from training.retrain import CycleConfig, FinetuneConfig, run_cycle
+    from training.simulate import HiddenTaste, pages_for_simulation, simulate_votes
+
+    root = tmp_path / "family"
+    family = tiny_family(root, names=("sunny", "icy"))
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}", store_dir=tmp_path / "s")
+    await db.upgrade()
+    try:
+        def colorize(images):
+            return [{m: c[m] for m in ("sunny", "icy")} for c in fake_colorize(images)]
+
+        await simulate_votes(db, family, pages_for_simulation(12, None, seed=5, size=48),
+                             taste=HiddenTaste(temperature=0.3), n_votes=24, n_voters=4,
+                             colorize=colorize)
+        cfg = CycleConfig(finetune=FinetuneConfig(size=48, steps=2, batch=4), judge_size=32,
+                          judge_steps=10, heldout_share=0.25, gate_pages=8)
+        async with FakeDiscord() as fake:
+            url = f"{fake.base_url}/api/webhooks/5/token"
+            report = await run_cycle(db, root, cfg,
+                                     on_finish=lambda r: post_cycle(url, r, db))
+            posts = fake.webhook_posts
+    finally:
+        await db.close()
+    (_, payload, files), = posts
+    text = payload["content"]
+    assert f"learned from {report.votes} votes" in text
+    for outcome in report.members:
+        said = (f"**{outcome.member}** v1 → v2 promoted" if outcome.promoted
+                else f"**{outcome.member}** stays v1: {outcome.reason}")
+        assert said in text
+    assert "The board now" in text and [f.filename for f in files] == ["leaderboard.png"]

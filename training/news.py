@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_ENV = "COLORBOT_TRAINING_WEBHOOK"
+WEBHOOK_ENV = "COLORBOT_TRAINING_WEBHOOK"  # the setting (read in webhook_url)
 TIMEOUT_S = 10.0  # per post: connect and answer
 MAX_RETRY_AFTER_S = 5.0  # a rate-limited post waits this long at most, once
 MAX_FILE_BYTES = 8 * 1024 * 1024  # Discord's smallest upload limit; bigger files are left out
@@ -49,9 +49,8 @@ Attachment = tuple[str, bytes]  # (file name, content)
 
 def webhook_url(flag: str | None = None, env: dict[str, str] | None = None) -> str:
     """The webhook to post to: the flag, else the setting; "" means no news."""
-    if flag:
-        return flag
-    return (os.environ if env is None else env).get(WEBHOOK_ENV, "")
+    env = os.environ if env is None else env
+    return flag or env.get("COLORBOT_TRAINING_WEBHOOK", "")
 
 
 def _name(url: str) -> str:

@@ -22,11 +22,10 @@ def register(subparsers: Any) -> None:
 def serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from bot.cli import load_dotenv
     from colorbot.settings import Settings
     from web.app import create_app
 
-    load_dotenv()
+    # `colorbot` has read .env already (as for every command).
     web.run_app(create_app(Settings.from_env()), host=args.host, port=args.port,
                 print=lambda text: print(text.splitlines()[0] if text else text))
     return 0

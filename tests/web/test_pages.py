@@ -115,7 +115,10 @@ async def test_forget_takes_pages_out_of_the_gallery_at_once(client, seeded, dat
     alices = set(seeded.by_author[ALICE]) & before
     assert alices
     thumb = f"/images/page/{min(alices)}/thumb.webp"
-    assert (await client.get(thumb)).status == 200  # and now in the thumbnail cache
+    first = await client.get(thumb)  # and now in the thumbnail cache
+    assert first.status == 200
+    etag = {"If-None-Match": first.headers["ETag"]}
+    assert (await client.get(thumb, headers=etag)).status == 304  # a browser's revalidation
 
     await database.forget_user(ALICE)
 
@@ -123,6 +126,7 @@ async def test_forget_takes_pages_out_of_the_gallery_at_once(client, seeded, dat
     assert after == before - alices
     assert after & set(seeded.by_author[BOB])
     assert (await client.get(thumb)).status == 404
+    assert (await client.get(thumb, headers=etag)).status == 404  # no 304 for a forgotten page
 
 
 async def test_gallery_disable_hides_the_server(client, seeded, database):
@@ -145,3 +149,12 @@ async def test_pages_run_no_script(client, seeded):
 async def test_unknown_address_is_a_small_html_page(client):
     response = await client.get("/nothing-here")
     assert response.status == 404 and "text/html" in response.content_type
+
+
+async def test_gallery_pages_through_older_pages(client, seeded, monkeypatch):
+    monkeypatch.setattr("web.routes.PAGES_PER_SCREEN", 3)
+    first = await text(client, "/gallery")
+    second = await text(client, "/gallery?page=2")
+    assert len(gallery_page_ids(first)) == 3 and 'href="?page=2"' in first
+    assert gallery_page_ids(second) == set(seeded.pages[SHOWN_GUILD]) - gallery_page_ids(first)
+    assert 'href="?page=1"' in second and 'href="?page=3"' not in second

@@ -60,6 +60,7 @@ class MemberCard:
     growing_up: str | None  # file name in the family folder, when there is one
     growing_up_size: tuple[int, int] | None  # its width, height (no layout shift)
     card: Markup | None  # the rendered model card
+    retrained: str = ""  # how it learned from votes since, when it did
 
     @property
     def anchor(self) -> str:
@@ -134,4 +135,16 @@ class FamilyPages:
             growing_up=gif,
             growing_up_size=size,
             card=card,
+            retrained=_retrained(member),
         )
+
+
+def _retrained(member: dict[str, Any]) -> str:
+    """"fine-tuned from version 2 on 120 votes" for a version `colorbot retrain` made."""
+    extra = member.get("extra") or {}
+    parent = extra.get("parent_version")
+    if parent is None:
+        return ""
+    votes = extra.get("votes")
+    on = f" on {votes} votes" if votes else " on people's votes"
+    return f"fine-tuned from version {parent}{on}"

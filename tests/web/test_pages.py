@@ -37,6 +37,18 @@ async def test_family_shows_every_member_card_and_growing_up(client):
     assert Image.open(io.BytesIO(await gif.read())).n_frames == 2
 
 
+async def test_family_says_what_a_retrained_member_learned_since(client, family_dir):
+    import json
+
+    assert "fine-tuned" not in await text(client, "/")
+    manifest = family_dir / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["members"][0].update(version=3, extra={"parent_version": 2, "votes": 120})
+    manifest.write_text(json.dumps(data))  # a promotion rewrites the manifest
+    html = await text(client, "/")
+    assert "version 3" in html and "fine-tuned from version 2 on 120 votes" in html
+
+
 async def test_family_card_is_escaped_and_shows_only_its_own_pictures(client):
     html = await text(client, "/")
     assert "<script>" not in html and "&lt;script&gt;" in html

@@ -226,7 +226,8 @@ class PairCrops(Dataset):
         )  # (4, H, W) uint8: page L + color RGB, cropped together
 
     def _collage(self, index: int, gen: torch.Generator) -> torch.Tensor:
-        """2-4 pictures, each shrunk to 35-65 % and placed at random on white paper.
+        """2-4 pictures, each shrunk to 38-55 % and placed in its own quarter of a white
+        page (jittered), so they overlap little.
 
         A picture covers what it draws (its dark lines or non-white colors) and lets
         the paper or earlier pictures show elsewhere, like stickers on one page.
@@ -236,15 +237,17 @@ class PairCrops(Dataset):
         canvas = torch.full_like(first, 255)
         count = 2 + int(torch.randint(0, 3, (1,), generator=gen))
         picks = [index] + torch.randint(0, len(self.rows), (count - 1,), generator=gen).tolist()
-        for pick in picks:
+        quarters = torch.randperm(4, generator=gen).tolist()
+        for pick, quarter in zip(picks, quarters, strict=False):
             both = first if pick == index else self._both(pick)
-            scale = 0.35 + 0.3 * float(torch.rand(1, generator=gen))
+            scale = 0.38 + 0.17 * float(torch.rand(1, generator=gen))
             nh, nw = max(8, round(h * scale)), max(8, round(w * scale))
             small = F.interpolate(both[None].float(), size=(nh, nw), mode="bilinear",
                                   align_corners=False, antialias=True)[0]
             small = small.round().clamp(0, 255).to(torch.uint8)
-            y = int(torch.randint(0, h - nh + 1, (1,), generator=gen))
-            x = int(torch.randint(0, w - nw + 1, (1,), generator=gen))
+            jitter = torch.rand(2, generator=gen).tolist()
+            y = min(h - nh, (quarter // 2) * (h // 2) + int(jitter[0] * max(0, h // 2 - nh)))
+            x = min(w - nw, (quarter % 2) * (w // 2) + int(jitter[1] * max(0, w // 2 - nw)))
             drawn = (small[:1] < 200) | (small[1:] < 235).any(0, keepdim=True)  # (1, nh, nw)
             region = canvas[:, y : y + nh, x : x + nw]
             canvas[:, y : y + nh, x : x + nw] = torch.where(drawn, small, region)

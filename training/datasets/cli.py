@@ -90,6 +90,18 @@ def register_dataset_commands(subparsers) -> None:
     _cache(p)
     p.set_defaults(handler=_iconify)
 
+    p = sub.add_parser("paintings", help="paintings for artworks: GCompris masterpieces, "
+                       "Wesnoth story art and portraits, Hedgewars Art theme (Debian)")
+    _common(p)
+    p.add_argument("--cache-dir", type=Path, default=None, help="download cache")
+    p.set_defaults(handler=_packs, builder="build_paintings")
+
+    p = sub.add_parser("cartoon", help="cartoon pictures: GCompris activities' pictures and "
+                       "Tux Paint stamps (Debian)")
+    _common(p)
+    p.add_argument("--cache-dir", type=Path, default=None, help="download cache")
+    p.set_defaults(handler=_packs, builder="build_cartoon")
+
     p = sub.add_parser("info", help="pairs per split and license of dataset folders; --verify")
     p.add_argument("folders", type=Path, nargs="+", help="dataset folders (with manifest.jsonl)")
     p.add_argument("--verify", action="store_true",
@@ -182,6 +194,15 @@ def _iconify(args) -> int:
     stats = build_iconify(args.set, args.out, size=args.size, cache_dir=args.cache_dir,
                           limit=args.limit, progress=not args.no_progress,
                           **_filter_kwargs(args))
+    return _finish(args, stats)
+
+
+def _packs(args) -> int:
+    from training.datasets import packs
+
+    build = getattr(packs, args.builder)
+    stats = build(args.out, size=args.size, cache_dir=args.cache_dir,
+                  progress=not args.no_progress, **_filter_kwargs(args))
     return _finish(args, stats)
 
 

@@ -36,13 +36,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from db import Database  # noqa: E402
 from models.family import Family  # noqa: E402
+from models.registry import Registry  # noqa: E402
 from training.leaderboard import (  # noqa: E402
     chart_png,
     format_table,
     leaderboard,
     leaderboard_rows,
 )
-from training.promotion import load_version_entry  # noqa: E402
 from training.retrain import CycleConfig, FinetuneConfig, color_with, run_cycle  # noqa: E402
 from training.simulate import TASTES, dataset_pages, simulate_votes, synthetic_page  # noqa: E402
 
@@ -335,8 +335,8 @@ async def main(args: argparse.Namespace) -> dict:
         after: dict = {}
         wins = total = 0
         for m in report.members:
-            parent = load_version_entry(root, m.member, m.parent_version)
-            cand = load_version_entry(root, m.member, m.version)
+            parent = Registry(root).version_entry(m.member, m.parent_version)
+            cand = Registry(root).version_entry(m.member, m.version)
             par = [taste.score(c) for c in color_with(family, parent, images)]
             new = [taste.score(c) for c in color_with(family, cand, images)]
             w = int(sum(n > p for n, p in zip(new, par, strict=True)))

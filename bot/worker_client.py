@@ -7,6 +7,7 @@ Both clients have the same async interface:
     for coloring in result.colorings:         # in the order asked (all members when None)
         coloring.member, coloring.emoji, coloring.version, coloring.png, coloring.ms
     members = await worker.family()           # [{"name", "emoji", "version", "description", ...}]
+    await worker.reload()                     # after a promotion: every worker, admin token
     await worker.close()
 
 Every failure reaches the caller as `WorkerError`, whose message is safe to show a user.
@@ -152,6 +153,7 @@ class WorkerClient:
         backoff_s: float = 0.2,
         connect_timeout: float = 5.0,
         token: str = "",
+        admin_token: str = "",
     ) -> None:
         if isinstance(urls, str):
             urls = [u for u in urls.split(",")]
@@ -169,6 +171,8 @@ class WorkerClient:
         self._session: aiohttp.ClientSession | None = None
         # Sent as `Authorization: Bearer` when set; never logged.
         self._token = token
+        # Sent instead on the admin endpoints (reload); never logged.
+        self._admin_token = admin_token
 
     async def __aenter__(self) -> WorkerClient:
         return self
@@ -292,6 +296,27 @@ class WorkerClient:
         """The members the workers serve: name, emoji, version, description, kind, ..."""
         body, _, _ = await self._call("GET", "/v1/family")
         return list(body.get("members") or [])
+
+    async def reload(self) -> dict[str, str]:
+        """Ask EVERY worker to load the family again (after a promotion), with the admin
+        token; url -> "ok" or why not. Never raises: a worker that missed it picks the
+        manifest up by polling."""
+        session = self._client_session()
+        headers = {"Authorization": f"Bearer {self._admin_token}"} if self._admin_token else {}
+        out: dict[str, str] = {}
+        for url in self.urls:
+            try:
+                async with session.post(url + "/v1/admin/reload", headers=headers) as response:
+                    body = await response.read()
+                    status = response.status
+                out[url] = "ok" if status == 200 else (
+                    f"HTTP {status}: {_error_message(body) or 'no message'}")
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                out[url] = f"{type(exc).__name__}: {exc}"
+            if out[url] != "ok":
+                log.warning("worker %s did not reload (%s); it picks the manifest up by "
+                            "polling", url, out[url])
+        return out
 
 
 def _error_message(body: bytes) -> str:

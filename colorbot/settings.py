@@ -46,6 +46,9 @@ class Settings:
     worker_urls: tuple[str, ...] = ()
     # Bearer token the workers ask for on /v1/colorize (COLORBOT_WORKER_TOKEN); never logged.
     worker_token: str = field(default="", repr=False)
+    # Bearer token for the workers' POST /v1/admin/reload (COLORBOT_WORKER_ADMIN_TOKEN):
+    # promotions ask the workers to reload with it; never logged.
+    worker_admin_token: str = field(default="", repr=False)
     # A page's colored size at most, in pixels; bigger pages are scaled down to it
     # (the in-process worker's memory budget; the worker services have their own).
     max_page_pixels: int = 4_000_000
@@ -78,6 +81,7 @@ class Settings:
             database_url=env.get("DATABASE_URL", ""),
             worker_urls=_split(env.get("WORKER_URLS", "")),
             worker_token=env.get("COLORBOT_WORKER_TOKEN", ""),
+            worker_admin_token=env.get("COLORBOT_WORKER_ADMIN_TOKEN", ""),
             max_page_pixels=int(env.get("COLORBOT_MAX_PAGE_PIXELS", "") or 4_000_000),
             data_dir=Path(env.get("COLORBOT_DATA", "data")).expanduser(),
             family_path=env.get("COLORBOT_FAMILY", ""),

@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,6 +33,9 @@ from torch import nn
 
 from models.colorspace import denormalize_lab, normalize_lab, rgb_to_lab, scale_chroma
 from training.judge import Judge
+
+if TYPE_CHECKING:
+    from models.registry import WorkerReloader
 
 log = logging.getLogger(__name__)
 
@@ -407,7 +410,7 @@ async def run_cycle(
     family_root: Any,
     cfg: CycleConfig | None = None,
     *,
-    worker_urls: Sequence[str] = (),
+    workers: WorkerReloader | None = None,
     judge_dir: Any = None,
     on_finish: Callable[[CycleReport], Any] | None = None,
 ) -> CycleReport:
@@ -415,13 +418,16 @@ async def run_cycle(
 
     Reads votes, pages and colorings through `db` (images from its store), writes each
     candidate beside the family (`training/promotion.py`) and records it in `db` with
-    its parent, evaluation and the gate's decision. `on_finish(report)` (may be async:
-    the training news) is told the finished cycle; its failure is logged, not raised.
+    its parent, evaluation and the gate's decision; a promotion goes through the family
+    registry (`models.registry.promote`), which tells `workers` to reload.
+    `on_finish(report)` (may be async: the training news) is told the finished cycle;
+    its failure is logged, not raised.
     """
     import asyncio
     from pathlib import Path
 
     from models.family import Family
+    from models.registry import PromotionRefused, Registry, promote
     from training.judge import (
         JudgeConfig,
         JudgeTrainConfig,
@@ -431,7 +437,7 @@ async def run_cycle(
         split_pages,
         train_judge,
     )
-    from training.promotion import GateConfig, gate, next_version, promote, save_candidate
+    from training.promotion import GateConfig, gate, save_candidate
     from training.votes import preferences_from_voted_pages
 
     cfg = cfg or CycleConfig()
@@ -533,7 +539,7 @@ async def run_cycle(
 
             tuned = await asyncio.to_thread(fine_tune)
             outcome.finetune = tuned.summary()
-            version = next_version(family, name)
+            version = Registry(family_root).next_version(name)
             entry = save_candidate(
                 family,
                 name,
@@ -571,20 +577,21 @@ async def run_cycle(
                     "finetune": outcome.finetune,
                 },
             )
+            refused = None
             if decision.promote and cfg.promote:
-                await promote(
-                    Path(family_root),
-                    name,
-                    version,
-                    db=db,
-                    reason=decision.reason,
-                    worker_urls=worker_urls,
-                )
-                outcome.promoted = True
+                try:
+                    await promote(
+                        Registry(family_root), db, name, version,
+                        reason=decision.reason, workers=workers,
+                    )
+                    outcome.promoted = True
+                except PromotionRefused as exc:
+                    refused = str(exc)
+                    await db.keep_unpromoted(name, version, refused)
             else:
                 reason = decision.reason if not decision.promote else "promotion disabled"
                 await db.keep_unpromoted(name, version, reason)
-            outcome.reason = decision.reason
+            outcome.reason = refused or decision.reason
             outcome.seconds = round(time.perf_counter() - t0, 1)
             report.members.append(outcome)
             log.info(

@@ -227,6 +227,7 @@ def _retrain(args: argparse.Namespace) -> int:
 
     async def once() -> Any:
         db = await _open_db(settings)
+        workers = _workers(settings)
 
         async def news(report: Any) -> None:
             from models.family import Family
@@ -239,11 +240,13 @@ def _retrain(args: argparse.Namespace) -> int:
                 db,
                 root,
                 cfg,
-                worker_urls=settings.worker_urls,
+                workers=workers,
                 judge_dir=Path(settings.data_dir) / "judge",
                 on_finish=news if webhook else None,
             )
         finally:
+            if workers is not None:
+                await workers.close()
             await db.close()
 
     while True:
@@ -278,49 +281,53 @@ def _retrain(args: argparse.Namespace) -> int:
         time.sleep(args.every * 60)
 
 
-def _promote(args: argparse.Namespace) -> int:
-    from training.promotion import promote
+def _workers(settings: Any) -> Any:
+    """The worker client that tells the workers to reload (None without WORKER_URLS)."""
+    if not settings.worker_urls:
+        return None
+    from bot.worker_client import WorkerClient
+
+    return WorkerClient(settings.worker_urls, token=settings.worker_token,
+                        admin_token=settings.worker_admin_token)
+
+
+def _change_served(args: argparse.Namespace, rollback: bool) -> int:
+    from models.registry import FamilyError, Registry, promote
+    from models.registry import rollback as roll_back
 
     settings = _settings()
-    root = resolve_family(settings, args.family)
+    registry = Registry(resolve_family(settings, args.family))
 
     async def run() -> Any:
         db = await _open_db(settings)
+        workers = _workers(settings)
         try:
-            return await promote(
-                root,
-                args.member,
-                args.version,
-                db=db,
-                reason=args.reason,
-                worker_urls=settings.worker_urls,
-            )
+            if rollback:
+                return await roll_back(registry, db, args.member, reason=args.reason,
+                                       workers=workers)
+            return await promote(registry, db, args.member, args.version, reason=args.reason,
+                                 workers=workers)
         finally:
+            if workers is not None:
+                await workers.close()
             await db.close()
 
-    entry = asyncio.run(run())
-    print(f"{entry.name} now serves v{entry.version} ({entry.weights})")
+    try:
+        entry = asyncio.run(run())
+    except FamilyError as exc:  # refused, or nothing to roll back to: nothing changed
+        print(f"{'rollback' if rollback else 'promote'}: {exc}", file=sys.stderr)
+        return 1
+    done = "rolled back to" if rollback else "now serves"
+    print(f"{entry.name} {done} v{entry.version} ({entry.weights})")
     return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    return _change_served(args, rollback=False)
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from training.promotion import rollback
-
-    settings = _settings()
-    root = resolve_family(settings, args.family)
-
-    async def run() -> Any:
-        db = await _open_db(settings)
-        try:
-            return await rollback(
-                root, args.member, db=db, reason=args.reason, worker_urls=settings.worker_urls
-            )
-        finally:
-            await db.close()
-
-    entry = asyncio.run(run())
-    print(f"{entry.name} rolled back to v{entry.version} ({entry.weights})")
-    return 0
+    return _change_served(args, rollback=True)
 
 
 def _simulate(args: argparse.Namespace) -> int:

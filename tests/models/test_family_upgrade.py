@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import models.family
+import models.registry
 from models.family import BUNDLED_STAMP_NAME, MANIFEST_NAME, Family, copy_bundled_family
 
 
@@ -19,6 +20,7 @@ def bundled(tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "package" / "family"
     shutil.copytree(models.family.BUNDLED_FAMILY_DIR, folder)
     monkeypatch.setattr(models.family, "BUNDLED_FAMILY_DIR", folder)
+    monkeypatch.setattr(models.registry, "BUNDLED_FAMILY_DIR", folder)  # the copy's home
     return folder
 
 

@@ -1,5 +1,5 @@
 """The gate refuses a worse candidate; promote/rollback move the served version and the
-worker (reloaded) serves it."""
+worker, told to reload with the admin token, serves it."""
 
 from __future__ import annotations
 
@@ -9,21 +9,15 @@ import numpy as np
 import pytest
 import torch
 
+from bot.worker_client import WorkerClient
 from db import Database
 from models.family import Family
+from models.registry import Registry, promote, rollback
 from models.worker.app import create_app
 from models.worker.settings import WorkerSettings
 from tests.training.votes_helpers import STYLES, fake_votes, one_thread, tiny_family  # noqa: F401
 from training.judge import JudgeConfig, JudgeTrainConfig, PairData, judge_inputs, train_judge
-from training.promotion import (
-    GateConfig,
-    candidate_family,
-    gate,
-    next_version,
-    promote,
-    rollback,
-    save_candidate,
-)
+from training.promotion import GateConfig, gate, save_candidate
 from training.retrain import (
     FinetuneConfig,
     color_with,
@@ -71,7 +65,7 @@ def _candidate(family, judge, judge_weight: float):
         target_weight=0.0,
     )
     result = finetune_member(family.network("sunny"), examples, judge, cfg)
-    version = next_version(family, "sunny")
+    version = Registry(family.root).next_version("sunny")
     return parent, save_candidate(family, "sunny", result.net, version, {"test": True})
 
 
@@ -129,6 +123,7 @@ async def test_promote_then_rollback_restores_the_parent_and_the_worker_serves_i
     family = tiny_family(root, names=("sunny", "icy"))
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}", store_dir=tmp_path / "store")
     await db.upgrade()
+    workers = None
     try:
         await db.ensure_member_version("sunny", 1)
         net = family.network("sunny")
@@ -139,24 +134,32 @@ async def test_promote_then_rollback_restores_the_parent_and_the_worker_serves_i
         await db.add_member_version("sunny", version=2, weights_sha256=entry.weights_sha256)
         assert Family.load(root).get("sunny").version == 1  # a candidate is not served
 
-        settings = WorkerSettings(family_path=str(root), device="cpu", reload_poll_s=0)
+        # No manifest polling: only the reload notice can make the worker serve v2.
+        settings = WorkerSettings(family_path=str(root), device="cpu", reload_poll_s=0,
+                                  admin_token="admin-secret")
         client = await aiohttp_client(create_app(settings))
         url = str(client.make_url("/"))
         v, parent_png = await _served(client, "sunny")
         assert v == 1
+        async with WorkerClient([url], admin_token="wrong") as intruder:
+            assert (await intruder.reload())[url.rstrip("/")].startswith("HTTP 401")
+        workers = WorkerClient([url], admin_token="admin-secret")
+        registry = Registry(root)
 
-        await promote(root, "sunny", 2, db=db, reason="test", worker_urls=[url])
+        await promote(registry, db, "sunny", 2, reason="test", workers=workers)
         v, new_png = await _served(client, "sunny")
         assert v == 2 and new_png != parent_png
         assert (await db.promoted_versions())["sunny"].version == 2
         assert Family.load(root).get("sunny").extra["parent_version"] == 1
 
-        restored = await rollback(root, "sunny", db=db, worker_urls=[url])
+        restored = await rollback(registry, db, "sunny", workers=workers)
         assert restored.version == 1
         v, again_png = await _served(client, "sunny")
         assert v == 1 and again_png == parent_png  # the parent's very colorings
         assert (await db.promoted_versions())["sunny"].version == 1
         assert Family.load(root).get("icy").version == 1  # the others untouched
-        assert candidate_family(Family.load(root), entry).names == ["sunny"]
+        assert await workers.reload() == {url.rstrip("/"): "ok"}
     finally:
+        if workers is not None:
+            await workers.close()
         await db.close()

@@ -6,8 +6,8 @@ import pytest
 
 from db import Database
 from models.family import Family
+from models.registry import Registry
 from tests.training.votes_helpers import fake_colorize, one_thread, tiny_family  # noqa: F401
-from training.promotion import version_entry_path
 from training.retrain import CycleConfig, FinetuneConfig, run_cycle
 from training.simulate import HiddenTaste, pages_for_simulation, simulate_votes
 
@@ -51,7 +51,7 @@ async def test_cycle_makes_new_versions_with_parents_and_decisions(tmp_path):
         versions = {(v.member, v.version): v for v in await db.member_versions()}
         for outcome in report.members:
             assert outcome.version == 2 and outcome.reason
-            assert version_entry_path(root, outcome.member, 2).exists()
+            assert Registry(root).version_entry_path(outcome.member, 2).exists()
             record = versions[(outcome.member, 2)]
             assert record.parent_id == versions[(outcome.member, 1)].id
             assert record.promoted == outcome.promoted and record.reason

@@ -59,11 +59,11 @@ def fit(image: Image.Image, size: int) -> Image.Image:
     return image.resize(new, Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
 
 
-def heldout_pages(folder: Path, count: int, size: int) -> list[tuple]:
+def heldout_pages(folder: Path, count: int, size: int, split: str | None = None) -> list[tuple]:
     """(name, page RGB, truth RGB) at `size`, a fixed spread of the collection's pairs."""
     from training.train import read_manifest
 
-    rows = read_manifest(folder)
+    rows = read_manifest(folder, split)
     step = max(1, len(rows) // count)
     out = []
     for row in rows[::step][:count]:
@@ -171,6 +171,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--heldout", type=Path, required=True,
                    help="dataset folder of the held-out collection (never trained on)")
     p.add_argument("--pages", type=int, default=150, help="held-out pages (default 150)")
+    p.add_argument("--split", default=None, help="only this split of --heldout (tuning on a "
+                   "training collection's val split; default: every pair)")
+    p.add_argument("--prior-weight", type=float, default=None, help="decoder setting to try")
+    p.add_argument("--diversity-margin", type=float, default=None, help="decoder setting")
+    p.add_argument("--hedge", type=float, default=None, help="decoder setting to try")
+    p.add_argument("--memory-weight", type=float, default=None,
+                   help="weight of the member's memory beside its network (decoder setting)")
+    p.add_argument("--no-real", action="store_true", help="skip the real coloring pages")
     p.add_argument("--size", type=int, default=1024, help="long side pages are colored at")
     p.add_argument("--metric-size", type=int, default=512, help="long side figures use")
     p.add_argument("--cache-dir", type=Path, default=None, help="package cache (tuxpaint-data)")
@@ -183,14 +191,35 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
+    if args.memory_weight is not None:
+        import models.pipeline as pipeline
+
+        pipeline.MEMORY_WEIGHT = args.memory_weight
+    if any(v is not None for v in (args.prior_weight, args.diversity_margin, args.hedge)):
+        import dataclasses
+
+        import models.pipeline as pipeline
+        from models.decoder import DecoderOptions
+
+        defaults = DecoderOptions()
+        tried = dataclasses.replace(
+            defaults,
+            prior_weight=defaults.prior_weight if args.prior_weight is None
+            else args.prior_weight,
+            diversity_margin=defaults.diversity_margin if args.diversity_margin is None
+            else args.diversity_margin,
+            hedge=defaults.hedge if args.hedge is None else args.hedge)
+        pipeline.DecoderOptions = lambda seed=None: dataclasses.replace(tried, seed=seed)
     family = Family.load(args.family)
     members = args.member or family.names
     colorizer = Colorizer(family, device="cpu")
     options = ColorizeOptions(decoder=args.decoder, seed=args.seed)
     t0 = time.perf_counter()
-    held = heldout_pages(args.heldout, args.pages, args.size)
+    held = heldout_pages(args.heldout, args.pages, args.size, args.split)
     held_means, _ = measure(colorizer, members, held, options, args.metric_size, truth=True)
     print_table(f"held out: {args.heldout.name}, {len(held)} pages at {args.size} px", held_means)
+    if args.no_real:
+        return 0
     real = real_pages(args.cache_dir, args.size)
     real_means, colorings = measure(colorizer, members, real, options, args.metric_size,
                                     truth=False)

@@ -34,6 +34,8 @@ from models.regions import RegionSamples
 # Two a/b cells closer than this (network scale, ab/110) count as "the same color" for
 # the neighbour rule: ~1.5 cells of a 15-bin grid, about 20 a/b units.
 _SAME_COLOR = 0.2
+# Share of uniform in the prior the adjustment uses (the training's rebalancing mix).
+_PRIOR_MIX = 0.5
 # a/b cells this close to gray (network scale) are paper / gray, not a color choice.
 _NEUTRAL = 0.07
 
@@ -45,6 +47,8 @@ class DecoderOptions:
     # to differ from a neighbour
     seed: int | None = None  # None: deterministic; an int: another plausible coloring
     variety: float = 0.5  # scale of the Gumbel noise used with a seed
+    hedge: float = 1.0  # chroma x (confidence in the chosen color) ** hedge; 0 = full
+    # chroma always. A vivid wrong color costs more than a pale one.
 
 
 def region_log_scores(logp: torch.Tensor, samples: RegionSamples) -> torch.Tensor:
@@ -89,13 +93,12 @@ def adjusted_scores(
     scores: torch.Tensor, prior: torch.Tensor | None, centers: torch.Tensor, weight: float
 ) -> torch.Tensor:
     """Region scores with the logit adjustment applied: (K+1, Q)."""
-    if prior is None or weight <= 0:
+    if prior is None or weight == 0:
         return scores
-    log_prior = prior.clamp_min(1e-8).log()
-    neutral = centers.norm(dim=1) < _NEUTRAL
-    if bool(neutral.any()) and bool((~neutral).any()):
-        log_prior = log_prior.clone()
-        log_prior[neutral] = log_prior[~neutral].median()
+    q = prior.numel()
+    # Mixed with uniform like the training's class rebalancing: a cell never seen in
+    # training gets a bounded boost, not an unbounded one.
+    log_prior = ((1.0 - _PRIOR_MIX) * prior + _PRIOR_MIX / q).log()
     return scores - weight * log_prior[None, :]
 
 
@@ -144,3 +147,19 @@ def choose_cells(
         cells[region] = choice
         decided[region] = True
     return cells
+
+
+def region_confidence(
+    scores: torch.Tensor, cells: torch.Tensor, centers: torch.Tensor,
+    prior: torch.Tensor | None = None, options: DecoderOptions | None = None,
+) -> torch.Tensor:
+    """How sure each region is of its chosen color: (K+1,) in [0, 1].
+
+    The probability, under the region's pooled distribution softmax(adjusted scores),
+    of the cells within "the same color" of the chosen one.
+    """
+    options = options or DecoderOptions()
+    adjusted = adjusted_scores(scores, prior, centers, options.prior_weight)
+    probs = torch.softmax(adjusted, dim=1)  # (K+1, Q)
+    near = torch.cdist(centers[cells], centers) < _SAME_COLOR  # (K+1, Q)
+    return (probs * near).sum(dim=1).clamp(0.0, 1.0)

@@ -34,9 +34,16 @@ from torch.nn import functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from models.colorspace import in_gamut, lab_to_rgb, normalize_l, scale_chroma
-from models.decoder import DecoderOptions, choose_cells, region_adjacency, region_log_scores
+from models.decoder import (
+    DecoderOptions,
+    choose_cells,
+    region_adjacency,
+    region_confidence,
+    region_log_scores,
+)
 from models.family import Family, FamilyMember
 from models.images import page_lightness
+from models.memory import ColorMemory, page_descriptor
 from models.pagekind import KINDS, PageKind, detect_page_kind, paper_level
 from models.regions import (
     INK_LEVEL,
@@ -54,6 +61,13 @@ MAX_STRENGTH = 4.0
 # fill is lightened (not the line darkened): the page's own lines are what the person
 # drew, and a light pencil line keeps its look under a lighter fill.
 LINE_CONTRAST = 25.0
+# How much the member's memory (the look-alike pages it grew up on) counts beside its
+# network when a region's color is chosen, and the floor under a cell nobody recalled.
+MEMORY_WEIGHT = 1.0
+_VOTE_FLOOR = 0.02
+# A decoded region this light (L) and this gray (chroma) is paper: it is drawn white.
+_PAPER_L = 85.0
+_PAPER_CHROMA = 6.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,7 @@ class PreparedPage:
     regions: Regions | None  # line art with fill only
     assigned: torch.Tensor | None  # (H, W) int64 region id of every pixel (from regions)
     ink: float = 0.0  # lightness of the page's lines (median over line pixels); line art
+    descriptor: np.ndarray | None = None  # ink layout for recall (models/memory.py)
     seed: int | None = None  # decoder seed (ColorizeOptions.seed)
     decoder: str = "regions"  # ColorizeOptions.decoder
     _neighbours: list[set[int]] | None = field(default=None, repr=False)
@@ -234,6 +249,7 @@ class MemberPrediction:
     logp: torch.Tensor  # (Q, h, w) log-probabilities of the a/b cells
     centers: torch.Tensor  # (Q, 2) the cells' a/b, network scale
     prior: torch.Tensor | None  # (Q,) the cells' frequencies in the member's training data
+    memory: ColorMemory | None = None  # the member's remembered pictures, if it has them
 
 
 def member_prior(member: FamilyMember) -> torch.Tensor | None:
@@ -268,6 +284,7 @@ class Colorizer:
         # against the family's network object, so a reloaded member is re-fused.
         self._fused: dict[str, tuple[nn.Module, nn.Module]] = {}
         self._fuse_lock = threading.Lock()
+        self._memories: dict[str, ColorMemory] = {}
 
     def network(self, name: str) -> nn.Module:
         """The member's network on this device, ready for inference (BatchNorm folded)."""
@@ -283,6 +300,17 @@ class Colorizer:
                 self._fused[name] = cached
             return cached[1]
 
+    def memory(self, member: FamilyMember) -> ColorMemory | None:
+        """The member's memory of its collection (loaded once), or None without one."""
+        name = (member.extra or {}).get("memory")
+        if not name:
+            return None
+        with self._fuse_lock:
+            key = f"{member.name}:{name}"
+            if key not in self._memories:
+                self._memories[key] = ColorMemory.load(self.family.root / name)
+            return self._memories[key]
+
     # ---- per page, once -------------------------------------------------------------
     def prepare(self, image: Image.Image, options: ColorizeOptions | None = None) -> PreparedPage:
         """Analyse one RGB page (kind, regions, network inputs) for every member."""
@@ -295,12 +323,14 @@ class Colorizer:
         fill = kind == "lineart" and (options.fill is None or options.fill)
         regions = None
         ink = 0.0
+        descriptor = None
         if kind == "lineart":
             paper = detected.paper if options.kind == "auto" else paper_level(lightness)
             lightness = level_paper(lightness, paper)
             ink = ink_level(lightness)
             if fill:
                 regions = find_regions(lightness)
+                descriptor = page_descriptor(lightness)
         page = PreparedPage(
             width=width,
             height=height,
@@ -312,6 +342,7 @@ class Colorizer:
             regions=regions,
             assigned=torch.from_numpy(regions.assigned).long() if regions is not None else None,
             ink=ink,
+            descriptor=descriptor,
             seed=options.seed,
             decoder=options.decoder,
         )
@@ -369,8 +400,9 @@ class Colorizer:
         logp = logp.cpu()
         centers = net.ab_centers.float().cpu()
         prior = member_prior(member)
+        memory = self.memory(member)
         return [
-            MemberPrediction(o[:, :h, :w], lp[:, :h, :w].contiguous(), centers, prior)
+            MemberPrediction(o[:, :h, :w], lp[:, :h, :w].contiguous(), centers, prior, memory)
             for o, lp, (h, w) in zip(out, logp, crops, strict=True)
         ]
 
@@ -464,9 +496,23 @@ def _composite_filled(
     palette, has = region_medians(lab_small, samples)  # (K+1, 3), (K+1,)
     if decoded is not None and page.decoder == "regions":
         scores = region_log_scores(decoded.logp, samples)
+        if decoded.memory is not None and page.descriptor is not None:
+            ids = torch.repeat_interleave(torch.arange(samples.counts.numel()), samples.counts)
+            votes = decoded.memory.region_votes(page.descriptor, samples.index, ids,
+                                                samples.counts.numel(), samples.size)
+            scores = scores + MEMORY_WEIGHT * torch.log(votes + _VOTE_FLOOR)
+        options = DecoderOptions(seed=page.seed)
         cells = choose_cells(scores, samples.counts, page.neighbours(), decoded.centers,
-                             decoded.prior, DecoderOptions(seed=page.seed))
-        palette[has, 1:] = decoded.centers[cells[has]] * 110.0
+                             decoded.prior, options)
+        ab = decoded.centers[cells] * 110.0  # (K+1, 2)
+        if options.hedge > 0:
+            sure = region_confidence(scores, cells, decoded.centers, decoded.prior, options)
+            ab = ab * sure.pow(options.hedge)[:, None]
+        palette[has, 1:] = ab[has]
+        # Paper stays paper: a region the member leaves uncolored and light is white,
+        # not the slightly gray L its lightness regression lands on.
+        paper = has & (ab.norm(dim=1) < _PAPER_CHROMA) & (palette[:, 0] > _PAPER_L)
+        palette[paper, 0] = 100.0
     palette[:, 1:] *= page.strength
     palette_rgb = lab_to_rgb8(palette.T.contiguous())  # (K+1, 3)
     assigned = page.assigned

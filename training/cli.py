@@ -241,6 +241,9 @@ def _register_export(subparsers) -> None:
     p.add_argument("--dataset-command", default="",
                    help="the `colorbot dataset ...` command that built the data (for the card)")
     p.add_argument("--notes", default="", help="a paragraph for the card's Notes section")
+    p.add_argument("--no-memory", dest="memory", action="store_false",
+                   help="do not store a memory of the training pictures beside the weights "
+                   "(the region decoder then uses the network alone)")
     p.add_argument("--eval", dest="eval_json", type=Path,
                    help="evaluation JSON for the card (from `colorbot evaluate`)")
     p.set_defaults(handler=_export)
@@ -268,7 +271,7 @@ def _export(args: argparse.Namespace) -> int:
             args.work_size, trained_on=args.trained_on, license=args.license,
             collection=args.collection, net_overrides=overrides, eval_report=report,
             notes=args.notes, dataset_command=args.dataset_command,
-            into_bundled=args.into_bundled,
+            into_bundled=args.into_bundled, memory=args.memory,
         )
     except BundledFamilyRefused as exc:
         print(f"colorbot export: {exc}", file=sys.stderr)

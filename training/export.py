@@ -71,7 +71,7 @@ def export_member(run_dir: str | Path, family_dir: str | Path, name: str, emoji:
                   collection: str = "", net_overrides: dict[str, Any] | None = None,
                   eval_report: dict[str, Any] | None = None,
                   notes: str = "", dataset_command: str = "",
-                  into_bundled: bool = False) -> FamilyMember:
+                  into_bundled: bool = False, memory: bool = True) -> FamilyMember:
     """Export the run in `run_dir` as member `name` of the family in `family_dir`.
 
     `net_overrides` changes inference-only config fields (e.g. the classification
@@ -141,6 +141,14 @@ def export_member(run_dir: str | Path, family_dir: str | Path, name: str, emoji:
                "weights_bytes": size, "training": training,
                "dataset_command": dataset_command},
     )
+    prior = training_prior(cfg, net)
+    if prior is not None:
+        member.extra["ab_prior"] = prior
+    if memory and getattr(net.cfg, "ab_bins", 0):
+        remembered = write_memory(cfg, net.cfg.ab_bins, family_dir / f"{name}.memory.safetensors")
+        if remembered:
+            member.extra["memory"] = f"{name}.memory.safetensors"
+            member.extra["memory_pages"] = remembered
     if eval_report is not None:
         member.extra["evaluation"] = summarize_report(eval_report, name)
     members = [member if m.name == name else m for m in family.members]
@@ -151,6 +159,41 @@ def export_member(run_dir: str | Path, family_dir: str | Path, name: str, emoji:
     write_card(family_dir, member, eval_report, notes,
                export_flag=" --into-bundled" if into_bundled else "")
     return member
+
+
+def write_memory(cfg: TrainConfig, bins: int, path: Path) -> int:
+    """The member's memory of its training pictures (`models/memory.py`) at `path`;
+    how many pages it holds (0: the dataset is not here, nothing written)."""
+    from training.memory import memory_from_dataset
+
+    try:
+        memory = memory_from_dataset(cfg.dataset, bins, seed=cfg.seed)
+    except OSError:
+        return 0
+    if memory.cells.shape[0] == 0:
+        return 0
+    memory.save(path)
+    return int(memory.cells.shape[0])
+
+
+def training_prior(cfg: TrainConfig, net: torch.nn.Module) -> list[float] | None:
+    """The a/b cell frequencies of the run's training colors, for the region decoder's
+    logit adjustment; None for a regression head or when the dataset is not here."""
+    from training.train import PairCrops, ab_cell_frequencies, read_manifest
+
+    bins = getattr(getattr(net, "cfg", None), "ab_bins", 0)
+    if not bins:
+        return None
+    try:
+        rows = read_manifest(cfg.dataset, "train")
+    except OSError:
+        return None
+    if not rows:
+        return None
+    data = PairCrops(cfg.dataset, rows, TrainConfig.from_dict(
+        {**cfg.to_dict(), "cache_images": False}))
+    prior = ab_cell_frequencies(data, bins, samples=min(400, len(rows)), seed=cfg.seed)
+    return [round(float(v), 7) for v in prior]
 
 
 def summarize_report(report: dict[str, Any], name: str) -> dict[str, Any]:

@@ -357,6 +357,20 @@ def rebalancing_weights(dataset: PairCrops, bins: int, lam: float, samples: int 
     predictions from collapsing to brown.
     """
     q = bins * bins
+    p = ab_cell_frequencies(dataset, bins, samples, seed).double()
+    w = 1.0 / ((1.0 - lam) * p + lam / q)
+    w = w / (p * w).sum()
+    return w.float()
+
+
+def ab_cell_frequencies(dataset: PairCrops, bins: int, samples: int = 400,
+                        seed: int = 0) -> torch.Tensor:
+    """How often each a/b cell occurs in the training colors (smoothed, sums to 1).
+
+    The rebalancing weights come from it, and the region decoder's logit adjustment
+    uses it as the member's prior (exported into the manifest as `ab_prior`).
+    """
+    q = bins * bins
     counts = torch.zeros(q, dtype=torch.float64)
     gen = torch.Generator().manual_seed(seed)
     picks = torch.randperm(len(dataset), generator=gen)[:samples].tolist()
@@ -370,10 +384,7 @@ def rebalancing_weights(dataset: PairCrops, bins: int, lam: float, samples: int 
     grid = p.view(1, 1, bins, bins).float()
     kernel = torch.tensor([0.25, 0.5, 0.25])
     grid = F.conv2d(grid, (kernel[:, None] * kernel[None, :]).view(1, 1, 3, 3), padding=1)
-    p = (grid.flatten() / grid.sum()).double()
-    w = 1.0 / ((1.0 - lam) * p + lam / q)
-    w = w / (p * w).sum()
-    return w.float()
+    return (grid.flatten() / grid.sum()).float()
 
 
 class EncoderDecoderObjective(nn.Module):

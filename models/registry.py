@@ -351,7 +351,11 @@ class Registry:
         return entry
 
     def _checked_entry(self, member: str, version: int) -> FamilyMember:
-        entry = self.version_entry(member, version)
+        served = self.get(member)
+        if version == served.version and not self.version_entry_path(member, version).exists():
+            entry = served  # never archived (as shipped): its entry is the manifest's
+        else:
+            entry = self.version_entry(member, version)
         path = self.root / entry.weights
         if not path.is_file():
             raise FamilyError(f"{member} v{version}: weights file {entry.weights} is missing")

@@ -142,6 +142,15 @@ async def test_a_good_candidate_is_promoted_in_step(root, db):
     assert registry.next_version("sunny") == 3
 
 
+async def test_promoting_the_served_version_brings_the_database_in_step(root, db):
+    registry = Registry(root)
+    _add(registry, _perturbed(root))
+    await db.add_member_version("sunny", version=2, parent_version=1)
+    await db.promote("sunny", 2, reason="the record ran ahead of the files")
+    await promote(registry, db, "sunny", 1, reason="in step again")
+    assert await _served_and_recorded(registry, db) == (1, 1)
+
+
 async def test_the_validator_is_injectable_and_decides(root, db):
     seen = []
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import logging
 from pathlib import Path
 
@@ -12,32 +10,26 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import ColorBot
+from models.registry import FamilyError, Registry
 
 log = logging.getLogger(__name__)
 MAX_FILES = 10
 
 
 def growing_up_pictures(family_path: str) -> dict[str, Path]:
-    """Each member's growing-up picture (GIF of its training snapshots), read from the
-    family manifest when the family's folder is reachable from this process (the
-    worker's /v1/family gives no file paths). JSON only: no torch here."""
-    if family_path:
-        root = Path(family_path)
-    else:
-        spec = importlib.util.find_spec("models")
-        if spec is None or not spec.submodule_search_locations:
-            return {}
-        root = Path(list(spec.submodule_search_locations)[0]) / "family"
-    manifest = root / "manifest.json" if root.is_dir() else root
+    """Each member's growing-up picture (GIF of its training snapshots), from the family
+    registry when the family's folder is reachable from this process (the worker's
+    /v1/family gives no file paths). The registry is torch-free."""
+    registry = Registry(family_path or None)
     try:
-        members = json.loads(manifest.read_text(encoding="utf-8"))["members"]
-    except (OSError, ValueError, KeyError, TypeError):
+        members = registry.members()
+    except FamilyError:
         return {}
     pictures = {}
     for member in members:
-        name, picture = member.get("name"), member.get("growing_up")
-        if name and picture and (manifest.parent / picture).is_file():
-            pictures[name] = manifest.parent / picture
+        picture = registry.root / member.growing_up if member.growing_up else None
+        if picture is not None and picture.is_file():
+            pictures[member.name] = picture
     return pictures
 
 

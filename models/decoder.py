@@ -47,7 +47,7 @@ class DecoderOptions:
     # to differ from a neighbour
     seed: int | None = None  # None: deterministic; an int: another plausible coloring
     variety: float = 0.5  # scale of the Gumbel noise used with a seed
-    hedge: float = 1.0  # chroma x (confidence in the chosen color) ** hedge; 0 = full
+    hedge: float = 0.5  # chroma x (confidence in the chosen color) ** hedge; 0 = full
     # chroma always. A vivid wrong color costs more than a pale one.
 
 

@@ -63,8 +63,10 @@ MAX_STRENGTH = 4.0
 LINE_CONTRAST = 25.0
 # How much the member's memory (the look-alike pages it grew up on) counts beside its
 # network when a region's color is chosen, and the floor under a cell nobody recalled.
-MEMORY_WEIGHT = 1.0
+MEMORY_WEIGHT = 3.0
 _VOTE_FLOOR = 0.02
+# The paper around a drawing takes a color only when the member is this sure of it.
+_SURE_OF_BACKGROUND = 0.7
 # A decoded region this light (L) and this gray (chroma) is paper: it is drawn white.
 _PAPER_L = 85.0
 _PAPER_CHROMA = 6.0
@@ -107,6 +109,7 @@ class PreparedPage:
     seed: int | None = None  # decoder seed (ColorizeOptions.seed)
     decoder: str = "regions"  # ColorizeOptions.decoder
     _neighbours: list[set[int]] | None = field(default=None, repr=False)
+    _background: torch.Tensor | None = field(default=None, repr=False)
     _inputs: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)
     _samples: dict[tuple[int, int], RegionSamples] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -147,6 +150,26 @@ class PreparedPage:
     def min_fill_l(self) -> float:
         """The darkest fill lightness that keeps this page's lines visible."""
         return min(100.0, self.ink + LINE_CONTRAST) if self.kind == "lineart" else 0.0
+
+    def background(self) -> torch.Tensor:
+        """(K+1,) bool: the paper around the drawing, by region id.
+
+        The regions touching the page's border that each cover at least 2 % of it: the
+        page's own paper (or paper joined to a drawing through a gap in its lines).
+        Paper stays white unless a member is sure of a color there.
+        """
+        assert self.regions is not None
+        with self._lock:
+            if self._background is None:
+                labels = self.regions.labels
+                edge = np.concatenate((labels[0], labels[-1], labels[:, 0], labels[:, -1]))
+                area = np.bincount(labels.reshape(-1), minlength=self.regions.count + 1)
+                big = area >= 0.02 * labels.size
+                mask = np.zeros(self.regions.count + 1, dtype=bool)
+                border = np.unique(edge[edge > 0])
+                mask[border] = big[border]
+                self._background = torch.from_numpy(mask)
+            return self._background
 
     def neighbours(self) -> list[set[int]]:
         """Which regions touch each other (computed once, for the decoder)."""
@@ -505,9 +528,12 @@ def _composite_filled(
         cells = choose_cells(scores, samples.counts, page.neighbours(), decoded.centers,
                              decoded.prior, options)
         ab = decoded.centers[cells] * 110.0  # (K+1, 2)
+        sure = region_confidence(scores, cells, decoded.centers, decoded.prior, options)
         if options.hedge > 0:
-            sure = region_confidence(scores, cells, decoded.centers, decoded.prior, options)
             ab = ab * sure.pow(options.hedge)[:, None]
+        unsure_paper = page.background() & (sure < _SURE_OF_BACKGROUND)
+        ab[unsure_paper] = 0.0
+        palette[unsure_paper, 0] = 100.0
         palette[has, 1:] = ab[has]
         # Paper stays paper: a region the member leaves uncolored and light is white,
         # not the slightly gray L its lightness regression lands on.

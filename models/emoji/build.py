@@ -22,8 +22,8 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 SIZE = 72
 # The default family's voting emoji (NOTES.md): grinning face, rainbow, paperclip,
-# artist palette.
-EMOJI = ("😀", "🌈", "📎", "🎨")
+# artist palette; and the cartoon member's teddy bear.
+EMOJI = ("😀", "🌈", "📎", "🎨", "🧸")
 DEFAULT_TARBALL = Path("/work/cache/npm/iconify-json-noto-1.2.9.tgz")
 
 

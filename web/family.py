@@ -1,38 +1,25 @@
-"""The family as the web page shows it, read from the manifest as JSON.
+"""The family as the web page shows it, read through the family registry.
 
-`models.family` is the registry, but it imports torch to build networks; the web
-process only needs the manifest's words and the files beside it (cards, growing-up
-GIFs, loss curves), so it reads `manifest.json` like the bot's `/family` does.
+`models.registry` is torch-free: the web process only needs the manifest's words and
+the files beside it (cards, growing-up GIFs, loss curves), like the bot's `/family`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from markupsafe import Markup
 from PIL import Image
 
+from models.registry import BUNDLED_FAMILY_DIR, MANIFEST_NAME, FamilyMember, read_manifest
 from web.markdown import render
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
 # Files the family page may serve from the family folder, by suffix.
 SERVED_SUFFIXES = {".gif": "image/gif", ".png": "image/png", ".webp": "image/webp"}
-
-
-def bundled_family_dir() -> Path:
-    """`models/family/` without importing `models` (whose family module needs torch)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("models")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the models package is not installed")
-    return Path(list(spec.submodule_search_locations)[0]) / "family"
 
 
 def family_manifest(family_path: str = "") -> Path:
@@ -41,11 +28,11 @@ def family_manifest(family_path: str = "") -> Path:
     starts, which may be after the web page)."""
     if family_path:
         root = Path(family_path).expanduser()
-        manifest = root if root.suffix == ".json" else root / MANIFEST
+        manifest = root if root.suffix == ".json" else root / MANIFEST_NAME
         if manifest.is_file():
             return manifest
         log.warning("no family manifest at %s yet; showing the bundled family", root)
-    return bundled_family_dir() / MANIFEST
+    return BUNDLED_FAMILY_DIR / MANIFEST_NAME
 
 
 @dataclass
@@ -85,8 +72,7 @@ class FamilyPages:
         mtime = manifest.stat().st_mtime
         if self._cache and self._cache[0] == manifest and self._cache[1] == mtime:
             return self._cache[2]
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-        cards = [self._card(manifest.parent, m) for m in data.get("members", [])]
+        cards = [self._card(manifest.parent, m) for m in read_manifest(manifest)]
         self._cache = (manifest, mtime, cards)
         return cards
 
@@ -104,17 +90,17 @@ class FamilyPages:
             return None  # a card shows only its own pictures
         return self.file_url + src if self.file(src) is not None else None
 
-    def _card(self, root: Path, member: dict[str, Any]) -> MemberCard:
+    def _card(self, root: Path, member: FamilyMember) -> MemberCard:
         card = None
-        if member.get("card"):
+        if member.card:
             try:
-                text = (root / member["card"]).read_text(encoding="utf-8")
+                text = (root / member.card).read_text(encoding="utf-8")
                 # The page shows the name and the growing-up GIF itself.
                 body = text.split("\n", 1)[1] if text.startswith("# ") else text
                 card = render(body, self._image_url, heading_offset=1)
             except OSError:
-                log.warning("card %s of %s is missing", member["card"], member.get("name"))
-        gif = member.get("growing_up") or None
+                log.warning("card %s of %s is missing", member.card, member.name)
+        gif = member.growing_up or None
         size = None
         if gif and self.file(gif) is None:
             gif = None
@@ -125,13 +111,13 @@ class FamilyPages:
             except OSError:
                 gif = None
         return MemberCard(
-            name=member["name"],
-            emoji=member.get("emoji", ""),
-            description=member.get("description", ""),
-            version=int(member.get("version", 1)),
-            trained_on=member.get("trained_on", ""),
-            license=member.get("license", ""),
-            kind=member.get("kind", "lineart"),
+            name=member.name,
+            emoji=member.emoji,
+            description=member.description,
+            version=int(member.version),
+            trained_on=member.trained_on,
+            license=member.license,
+            kind=member.kind,
             growing_up=gif,
             growing_up_size=size,
             card=card,
@@ -139,9 +125,9 @@ class FamilyPages:
         )
 
 
-def _retrained(member: dict[str, Any]) -> str:
+def _retrained(member: FamilyMember) -> str:
     """"fine-tuned from version 2 on 120 votes" for a version `colorbot retrain` made."""
-    extra = member.get("extra") or {}
+    extra = member.extra or {}
     parent = extra.get("parent_version")
     if parent is None:
         return ""

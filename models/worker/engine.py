@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 KINDS = ("auto", "lineart", "photo")
 MAX_STRENGTH = 4.0
+# Seeds are what a 32-bit signed int holds: every client (and database column) can keep one.
+SEED_LIMIT = 2**31
 
 
 class ColorizeError(Exception):
@@ -85,7 +87,8 @@ class Backend(Protocol):
 
     def load(self, family_path: str | None, device: str) -> LoadedFamily: ...
 
-    def options(self, strength: float, fill: bool | None, kind: str) -> Any: ...
+    def options(self, strength: float, fill: bool | None, kind: str,
+                seed: int | None = None) -> Any: ...
 
     def load_page(self, data: bytes) -> Any: ...
 
@@ -174,10 +177,11 @@ class PipelineBackend:
         [output] = self.predict(colorizer, name, [self._blank])
         self.finish(colorizer, self._blank, output)
 
-    def options(self, strength: float, fill: bool | None, kind: str) -> Any:
+    def options(self, strength: float, fill: bool | None, kind: str,
+                seed: int | None = None) -> Any:
         from models.pipeline import ColorizeOptions
 
-        return ColorizeOptions(strength=strength, fill=fill, kind=kind)
+        return ColorizeOptions(strength=strength, fill=fill, kind=kind, seed=seed)
 
     def load_page(self, data: bytes) -> Any:
         from models.images import load_page
@@ -232,6 +236,27 @@ def encode_png(image: Any) -> bytes:
     # several times the CPU on a big page.
     image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
+
+
+def parse_seed(seed: Any = None) -> int | None:
+    """None or "" -> None (the most likely coloring); otherwise an integer in
+    [0, 2**31) (another plausible coloring, the same for the same seed)."""
+    if seed is None or (isinstance(seed, str) and not seed.strip()):
+        return None
+    if isinstance(seed, bool):
+        raise BadRequest(f"seed must be a whole number from 0 to {SEED_LIMIT - 1}")
+    if isinstance(seed, int):
+        value = seed
+    else:
+        text = str(seed).strip()
+        # ASCII digits only: no sign, point, exponent, spaces or "²" (isdigit says yes)
+        if not (text.isascii() and text.isdigit()) or len(text) > 10:
+            raise BadRequest(f"seed must be a whole number from 0 to {SEED_LIMIT - 1}, "
+                             f"not {text[:40]!r}")
+        value = int(text)
+    if not 0 <= value < SEED_LIMIT:
+        raise BadRequest(f"seed must be a whole number from 0 to {SEED_LIMIT - 1}")
+    return value
 
 
 def parse_options(
@@ -513,8 +538,13 @@ class Engine:
         strength: Any = 1.0,
         fill: Any = None,
         kind: Any = "auto",
+        seed: Any = None,
     ) -> EngineResult:
-        """Color one page with the given members (all when None); raises ColorizeError."""
+        """Color one page with the given members (all when None); raises ColorizeError.
+
+        `seed` None gives each member's most likely coloring; an int in [0, 2**31)
+        another plausible one, the same for the same seed.
+        """
         started = time.perf_counter()
         if self.draining:
             self.metrics.rejected.inc(reason="draining")
@@ -526,6 +556,7 @@ class Engine:
             raise Unavailable("this worker is still loading its family",
                               retry_after=self.settings.retry_after_s)
         strength_value, fill_value, kind_value = parse_options(strength, fill, kind)
+        seed_value = parse_seed(seed)
         names = parse_members(members) or family.names
         missing = [n for n in names if n in family.broken]
         if missing:
@@ -564,7 +595,7 @@ class Engine:
                 raise
             try:
                 return await self._serve(family, data, names, strength_value, fill_value,
-                                         kind_value, started)
+                                         kind_value, seed_value, started)
             finally:
                 self.pixels.release(taken)
         finally:
@@ -574,12 +605,14 @@ class Engine:
                 self._idle.set()
 
     async def _serve(self, family: LoadedFamily, data: bytes, names: list[str], strength: float,
-                     fill: bool | None, kind: str, started: float) -> EngineResult:
+                     fill: bool | None, kind: str, seed: int | None,
+                     started: float) -> EngineResult:
         assert self._batcher is not None
         loop = asyncio.get_running_loop()
         try:
             page, info = await loop.run_in_executor(
-                self._prepare_pool, self._prepare, family.colorizer, data, strength, fill, kind
+                self._prepare_pool, self._prepare, family.colorizer, data, strength, fill, kind,
+                seed,
             )
         except BaseException:
             self._batcher.release(names)
@@ -612,8 +645,11 @@ class Engine:
         return max(1, min(width * height, self.settings.max_page_pixels))
 
     def _prepare(self, colorizer: Any, data: bytes, strength: float, fill: bool | None,
-                 kind: str) -> tuple[Any, dict[str, Any]]:
-        """Load and analyse the page once; every member of the request shares it. Thread."""
+                 kind: str, seed: int | None = None) -> tuple[Any, dict[str, Any]]:
+        """Load and analyse the page once; every member of the request shares it. Thread.
+
+        The seed travels on the prepared page (it only steers compositing, per page), so
+        pages with different seeds still share a member's batched network call."""
         from models.images import fit_pixels
 
         try:
@@ -623,12 +659,12 @@ class Engine:
         original = image.size
         image = fit_pixels(image, self.settings.max_page_pixels)
         try:
-            options = self.backend.options(strength, fill, kind)
+            options = self.backend.options(strength, fill, kind, seed)
         except ValueError as exc:
             raise BadRequest(str(exc)) from exc
         page = colorizer.prepare(image, options)
         info: dict[str, Any] = {"width": image.width, "height": image.height,
-                                "strength": strength}
+                                "strength": strength, "seed": seed}
         if image.size != original:
             # Colored (and returned) at the page budget's size.
             info["original_width"], info["original_height"] = original

@@ -20,7 +20,7 @@ routes = web.RouteTableDef()
 
 # The fields of POST /v1/colorize; anything else is refused by name (a typo such as
 # `member=` would otherwise silently color with everyone).
-FORM_FIELDS = ("image", "members", "strength", "fill", "kind")
+FORM_FIELDS = ("image", "members", "strength", "fill", "kind", "seed")
 MAX_TEXT_FIELD_BYTES = 1024
 MALFORMED = "the request body is not valid multipart/form-data"
 
@@ -118,7 +118,8 @@ async def read_form(request: web.Request, settings: WorkerSettings) -> tuple[byt
 
 @routes.post("/v1/colorize")
 async def colorize(request: web.Request) -> web.Response:
-    """multipart: `image` (file), `members` (comma list), `strength`, `fill`, `kind`."""
+    """multipart: `image` (file), `members` (comma list), `strength`, `fill`, `kind`,
+    `seed` (0 <= int < 2**31: another plausible coloring; absent: the most likely)."""
     settings = request.app[SETTINGS_KEY]
     if settings.token and not _bearer_ok(request, settings.token):
         raise _unauthorized("a valid token is needed (Authorization: Bearer ...)")
@@ -130,6 +131,7 @@ async def colorize(request: web.Request) -> web.Response:
         strength=fields.get("strength"),
         fill=fields.get("fill"),
         kind=fields.get("kind"),
+        seed=fields.get("seed"),
     )
     return web.json_response(
         {

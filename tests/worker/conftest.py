@@ -73,6 +73,7 @@ class FakePage:
     lightness: torch.Tensor  # (1, 32, 32) in [-1, 1]
     size: tuple[int, int]
     kind: str = "lineart"
+    seed: int | None = None  # like PreparedPage: steers only this page's compositing
 
 
 class FakeColorizer:
@@ -83,7 +84,8 @@ class FakeColorizer:
 
     def prepare(self, image: Image.Image, options: Any) -> FakePage:
         gray = np.asarray(image.convert("L").resize((32, 32)), np.float32)
-        return FakePage(torch.from_numpy(gray / 127.5 - 1.0)[None], image.size)
+        seed = options.get("seed") if isinstance(options, dict) else None
+        return FakePage(torch.from_numpy(gray / 127.5 - 1.0)[None], image.size, seed=seed)
 
     def run_member(self, name: str, pages: list[FakePage]) -> list[Image.Image]:
         backend = self.backend
@@ -102,7 +104,9 @@ class FakeColorizer:
         out = []
         for page, pred in zip(pages, lab, strict=True):
             shade = int((pred[1].mean().item() + 1) * 100) % 256
-            out.append(Image.new("RGB", page.size, (shade, 128, 255 - shade)))
+            # Another seed, another plausible coloring (the green channel here).
+            green = 128 if page.seed is None else page.seed % 251
+            out.append(Image.new("RGB", page.size, (shade, green, 255 - shade)))
         return out
 
 
@@ -120,6 +124,7 @@ class FakeBackend:
         self.failing: set[str] = set()
         self.lock = threading.Lock()
         self.batches: list[tuple[str, int, FakeColorizer]] = []
+        self.options_seen: list[dict[str, Any]] = []  # what each page was prepared with
         self.loads = 0
 
     def load(self, family_path: str | None, device: str) -> LoadedFamily:
@@ -134,8 +139,12 @@ class FakeBackend:
     def check_member(self, colorizer: FakeColorizer, name: str) -> None:
         colorizer.family.network(name, colorizer.device)  # loads (and checks) the weights
 
-    def options(self, strength: float, fill: bool | None, kind: str) -> dict[str, Any]:
-        return {"strength": strength, "fill": fill, "kind": kind}
+    def options(self, strength: float, fill: bool | None, kind: str,
+                seed: int | None = None) -> dict[str, Any]:
+        options = {"strength": strength, "fill": fill, "kind": kind, "seed": seed}
+        with self.lock:
+            self.options_seen.append(options)
+        return options
 
     def load_page(self, data: bytes) -> Image.Image:
         from models.images import load_page

@@ -25,6 +25,19 @@ def _strength(text: str) -> float:
     return value
 
 
+def _seed(text: str) -> int:
+    # The worker's rule, so a seed tried here colors the same through the bot.
+    from models.worker.engine import BadRequest, parse_seed
+
+    try:
+        value = parse_seed(text)
+    except BadRequest as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+    if value is None:
+        raise argparse.ArgumentTypeError("give a seed, or leave --seed out")
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     from colorbot.clihelp import DefaultsHelpFormatter
 
@@ -57,6 +70,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--kind", choices=("auto", "lineart", "photo"), default="auto",
         help="page kind; auto detects line art vs grayscale photo (default)",
+    )
+    p.add_argument(
+        "--seed", type=_seed, default=None, metavar="N",
+        help="0..2147483647: another plausible coloring, the same for the same N "
+        "(default: none, each member's most likely coloring)",
     )
     p.add_argument("--family", default=None,
                    help="family folder or manifest (default: $COLORBOT_FAMILY or the bundled one)")
@@ -130,7 +148,8 @@ def colorize_command(args: argparse.Namespace) -> int:
     except FamilyError as exc:
         print(f"colorbot: {exc}", file=sys.stderr)
         return 2
-    options = ColorizeOptions(strength=args.strength, fill=args.fill, kind=args.kind)
+    options = ColorizeOptions(strength=args.strength, fill=args.fill, kind=args.kind,
+                              seed=args.seed)
     colorizer = Colorizer(family, device=args.device)
     failures = 0
     stems = _unique_stems(args.pages)

@@ -44,3 +44,47 @@ def test_progress_bar_with_eta_only_on_a_terminal(tmp_path, monkeypatch, tty):
         assert "<" in err  # tqdm's [elapsed<remaining] ETA
     else:
         assert "2/2" not in err and "\r" not in err
+
+
+def test_seed_reaches_the_colorize_options(tmp_path, monkeypatch):
+    import models.pipeline
+
+    seen = []
+
+    class Spy(models.pipeline.Colorizer):
+        def prepare(self, image, options):
+            seen.append(options.seed)
+            return super().prepare(image, options)
+
+    monkeypatch.setattr(models.pipeline, "Colorizer", Spy)
+    draw_lineart((64, 48)).save(tmp_path / "p.png")
+    out = tmp_path / "out"
+    assert main(["colorize", str(tmp_path / "p.png"), "--member", "fluent", "--seed", "42",
+                 "--out", str(out)]) == 0
+    assert seen == [42]
+    assert (out / "p" / "fluent.png").is_file()
+
+
+def test_no_seed_is_none():
+    from colorbot.cli import build_parser
+
+    args = build_parser().parse_args(["colorize", "p.png", "--out", "o"])
+    assert args.seed is None
+    args = build_parser().parse_args(["colorize", "p.png", "--out", "o", "--seed", "0"])
+    assert args.seed == 0
+
+
+@pytest.mark.parametrize("seed", ["-1", "2147483648", "1.5", "x", ""])
+def test_bad_seed_exits_2_with_the_rule(seed, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["colorize", "p.png", "--out", "o", "--seed", seed])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "--seed" in err and ("0 to 2147483647" in err or "give a seed" in err)
+
+
+def test_seed_help_says_the_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["colorize", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--seed N" in help_text and "(default: none, each member's most likely" in help_text

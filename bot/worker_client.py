@@ -3,7 +3,7 @@
 Both clients have the same async interface:
 
     worker = make_worker(settings)            # WorkerClient if WORKER_URLS, else InProcessWorker
-    result = await worker.colorize(png_bytes, members=["openmoji"], strength=1.2)
+    result = await worker.colorize(png_bytes, members=["openmoji"], strength=1.2, seed=7)
     for coloring in result.colorings:         # in the order asked (all members when None)
         coloring.member, coloring.emoji, coloring.version, coloring.png, coloring.ms
     members = await worker.family()           # [{"name", "emoji", "version", "description", ...}]
@@ -100,6 +100,7 @@ class Worker(Protocol):
         strength: float = 1.0,
         fill: bool | None = None,
         kind: str = "auto",
+        seed: int | None = None,
     ) -> ColorizeResult: ...
 
     async def family(self) -> list[dict[str, Any]]: ...
@@ -261,8 +262,12 @@ class WorkerClient:
         strength: float = 1.0,
         fill: bool | None = None,
         kind: str = "auto",
+        seed: int | None = None,
     ) -> ColorizeResult:
-        """Color one page; the members' colorings in order (all members when None)."""
+        """Color one page; the members' colorings in order (all members when None).
+
+        `seed` None: each member's most likely coloring; an int in [0, 2**31): another
+        plausible one, the same for the same seed (sent only when given)."""
         started = time.perf_counter()
 
         def form() -> aiohttp.FormData:
@@ -276,6 +281,8 @@ class WorkerClient:
             data.add_field("strength", repr(float(strength)))
             data.add_field("fill", _fill_text(fill))
             data.add_field("kind", kind)
+            if seed is not None:
+                data.add_field("seed", str(int(seed)))
             return data
 
         body, url, attempts = await self._call("POST", "/v1/colorize", form)
@@ -401,6 +408,7 @@ class InProcessWorker:
         strength: float = 1.0,
         fill: bool | None = None,
         kind: str = "auto",
+        seed: int | None = None,
     ) -> ColorizeResult:
         from models.worker.engine import ColorizeError
 
@@ -408,7 +416,7 @@ class InProcessWorker:
         engine = await self._get_engine()
         try:
             result = await engine.colorize(image, members=list(members) if members else None,
-                                           strength=strength, fill=fill, kind=kind)
+                                           strength=strength, fill=fill, kind=kind, seed=seed)
         except ColorizeError as exc:
             if exc.status >= 500 and exc.__cause__ is not None:
                 log.error("in-process coloring failed: %s", exc.message, exc_info=exc.__cause__)

@@ -106,3 +106,44 @@ def test_pipeline_backend_puts_the_seed_in_the_colorize_options():
     options = PipelineBackend().options(1.0, None, "auto", 5)
     assert options.seed == 5
     assert PipelineBackend().options(1.0, None, "auto").seed is None
+
+
+async def test_client_sends_the_seed_only_when_given(aiohttp_server):
+    from aiohttp import web
+
+    from bot.worker_client import WorkerClient
+
+    received: list[dict[str, str]] = []
+
+    async def colorize(request: web.Request) -> web.Response:
+        fields = {}
+        async for part in await request.multipart():
+            fields[part.name] = "<file>" if part.name == "image" else await part.text()
+        received.append(fields)
+        return web.json_response({"page": {"seed": fields.get("seed")}, "colorings": []})
+
+    app = web.Application()
+    app.router.add_post("/v1/colorize", colorize)
+    server = await aiohttp_server(app)
+    async with WorkerClient([str(server.make_url("/")).rstrip("/")], timeout=30) as client:
+        await client.colorize(page_png())
+        await client.colorize(page_png(), seed=0)
+        await client.colorize(page_png(), seed=2**31 - 1)
+    assert "seed" not in received[0]
+    assert [r.get("seed") for r in received[1:]] == ["0", "2147483647"]
+
+
+async def test_in_process_worker_passes_the_seed(family_dir, backend):
+    from bot.worker_client import InProcessWorker, WorkerError
+
+    worker = InProcessWorker(str(family_dir), device="cpu", backend=backend)
+    try:
+        result = await worker.colorize(page_png(), members=["openmoji"], seed=99)
+        assert result.page["seed"] == 99 and backend.options_seen[-1]["seed"] == 99
+        await worker.colorize(page_png(), members=["openmoji"])
+        assert backend.options_seen[-1]["seed"] is None
+        with pytest.raises(WorkerError) as caught:
+            await worker.colorize(page_png(), seed=-3)
+        assert caught.value.status == 400 and "seed" in caught.value.message
+    finally:
+        await worker.close()

@@ -18,10 +18,11 @@ from models.family import (
 )
 from models.unet import UNet, UNetConfig
 
-DEFAULT_MEMBERS = {"openmoji": "😀", "fluent": "🌈", "clipart": "📎", "artworks": "🎨"}
+DEFAULT_MEMBERS = {"openmoji": "😀", "fluent": "🌈", "clipart": "📎", "artworks": "🎨",
+                   "cartoon": "🧸"}
 
 
-def test_bundled_family_has_the_four_default_members(family):
+def test_bundled_family_has_the_default_members(family):
     assert {m.name: m.emoji for m in family.members} == DEFAULT_MEMBERS
     for member in family.members:
         assert "\ufe0f" not in member.emoji  # vote keys must not need a variation selector

@@ -147,6 +147,11 @@ class ColorBot(commands.AutoShardedBot):
         self._background(self._storage_upkeep())
         for name in COGS:
             await self.load_extension(name)
+        # The 🎲 Another try button under every reply: registered by its custom_id
+        # template, so clicks on replies sent before a restart still reach it.
+        from bot.another_try import AnotherTryButton
+
+        self.add_dynamic_items(AnotherTryButton)
         synced = await self.tree.sync()
         log.info("synced %d slash commands: %s", len(synced), ", ".join(c.name for c in synced))
 

@@ -37,14 +37,14 @@ class Page:
     filename: str
     guild_id: int | None
     channel_id: int | None
-    message_id: int | None  # the message carrying the page (None for /colorize)
+    message_id: int | None  # the message carrying the page (None for /colorize, retries)
     author_id: int
-    source: str = "discord"  # discord | slash
+    source: str = "discord"  # discord | slash | retry (🎲 Another try)
 
 
 @dataclass
 class ColoredPage:
-    page_id: int | None
+    page_id: int  # the recorded page (its 🎲 Another try button colors it again)
     content: str
     files: list[ImageFile]
     emojis: list[str]  # one reaction per member, in family order
@@ -98,10 +98,14 @@ async def color_page(
     *,
     members: list[str] | None = None,
     strength: float = 1.0,
+    seed: int | None = None,
     filesize_limit: int = DEFAULT_FILESIZE_LIMIT,
     title: str = "",
 ) -> ColoredPage:
     """Color the page with the worker, record it, and build the reply (not sent yet).
+
+    `seed` None: each member's most likely coloring; an int: another plausible one (the
+    same for the same seed), recorded in each coloring's parameters.
 
     The page is recorded only once the worker has colored it: a file that is not an
     image (the worker's 400) leaves no row and no stored file behind.
@@ -110,7 +114,7 @@ async def color_page(
     if not bot.family_members:
         # Started before the worker; try once more now (raises a kind WorkerError).
         await bot.refresh_family()
-    result = await bot.worker.colorize(page.data, members=members, strength=strength)
+    result = await bot.worker.colorize(page.data, members=members, strength=strength, seed=seed)
     info = result.page or {}
     recorded = await bot.store.record_page(
         page.data, guild_id=page.guild_id, channel_id=page.channel_id, message_id=page.message_id,
@@ -131,6 +135,9 @@ async def color_page(
     files.extend(ImageFile(f"{stem}-{c.member}.png", c.png) for c in colorings[:room])
     files = await bot.loop.run_in_executor(None, fit_images, files, filesize_limit)
     header = title or "Here is how the family colored it!"
+    parameters: dict[str, Any] = {"strength": strength}
+    if seed is not None:
+        parameters["seed"] = seed
     ms = (time.perf_counter() - started) * 1000
     return ColoredPage(
         page_id=page_id,
@@ -138,7 +145,7 @@ async def color_page(
         files=files,
         emojis=[c.emoji for c in colorings],
         colorings=colorings,
-        parameters={"strength": strength},
+        parameters=parameters,
         ms=ms,
     )
 

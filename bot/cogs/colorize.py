@@ -1,4 +1,4 @@
-"""`/colorize page:<attachment> model:<member> strength:<0.5-2.0>`."""
+"""`/colorize page:<attachment> model:<member> strength:<0.5-2.0> seed:<0-2147483647>`."""
 
 from __future__ import annotations
 
@@ -6,12 +6,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.another_try import another_try_view
 from bot.app import ColorBot
 from bot.coloring import Page, check_rate, color_page, discord_files, finish_reply, read_attachment
 from bot.errors import UserError
+from models.worker.engine import SEED_LIMIT
 
 DEFAULT_FILESIZE_LIMIT = 10 * 1024 * 1024
 MIN_STRENGTH, MAX_STRENGTH = 0.5, 2.0
+MAX_SEED = SEED_LIMIT - 1
 
 
 class Colorize(commands.Cog):
@@ -23,6 +26,8 @@ class Colorize(commands.Cog):
         page="the coloring page (an image)",
         model="one family member (leave empty for the whole family)",
         strength="how bold the colors are, 0.5 to 2.0 (default 1.0)",
+        seed="another plausible coloring, the same for the same number "
+        "(default: none, the most likely coloring)",
     )
     async def colorize(
         self,
@@ -30,12 +35,15 @@ class Colorize(commands.Cog):
         page: discord.Attachment,
         model: str | None = None,
         strength: app_commands.Range[float, MIN_STRENGTH, MAX_STRENGTH] = 1.0,
+        seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
     ) -> None:
         """Color a page with one family member, or with the whole family."""
         # Acknowledge first: Discord gives us 3 s, coloring takes longer.
         await interaction.response.defer(thinking=True)
         if not MIN_STRENGTH <= strength <= MAX_STRENGTH:  # Discord checks; a proxy may not
             raise UserError(f"Strength goes from {MIN_STRENGTH} (soft) to {MAX_STRENGTH} (bold).")
+        if seed is not None and not 0 <= seed <= MAX_SEED:
+            raise UserError(f"A seed is a whole number from 0 to {MAX_SEED}.")
         members = None
         if model:
             known = {m["name"] for m in self.bot.family_members}
@@ -55,9 +63,10 @@ class Colorize(commands.Cog):
         limit = interaction.guild.filesize_limit if interaction.guild else DEFAULT_FILESIZE_LIMIT
         title = f"**{model}** colored it!" if model else ""
         colored = await color_page(self.bot, request, members=members, strength=float(strength),
-                                   filesize_limit=limit, title=title)
+                                   seed=seed, filesize_limit=limit, title=title)
         message = await interaction.followup.send(
-            colored.content, files=discord_files(colored.files), wait=True
+            colored.content, files=discord_files(colored.files),
+            view=another_try_view(colored.page_id), wait=True,
         )
         await finish_reply(self.bot, colored, message.channel.id, message.id)
 

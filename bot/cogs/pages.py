@@ -14,6 +14,7 @@ import logging
 import discord
 from discord.ext import commands
 
+from bot.another_try import another_try_view
 from bot.app import ColorBot
 from bot.coloring import (
     Page,
@@ -96,6 +97,7 @@ class Pages(commands.Cog):
                 )
                 content = "\n".join([colored.content, *notes])
                 reply = await message.reply(content, files=discord_files(colored.files),
+                                            view=another_try_view(colored.page_id),
                                             mention_author=False)
             await finish_reply(self.bot, colored, reply.channel.id, reply.id)
             log.info("page %s in %s colored in %.0f ms", attachment.filename, message.channel.id,

@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             diversity_margin=defaults.diversity_margin if args.diversity_margin is None
             else args.diversity_margin,
             hedge=defaults.hedge if args.hedge is None else args.hedge)
-        pipeline.DecoderOptions = lambda seed=None: dataclasses.replace(tried, seed=seed)
+        pipeline.DecoderOptions = lambda seed=None, **_: dataclasses.replace(tried, seed=seed)
     family = Family.load(args.family)
     members = args.member or family.names
     colorizer = Colorizer(family, device="cpu")

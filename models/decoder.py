@@ -24,6 +24,7 @@ Everything here is a few small tensors per page: (regions, cells) scores, not pi
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,8 +48,12 @@ class DecoderOptions:
     # to differ from a neighbour
     seed: int | None = None  # None: deterministic; an int: another plausible coloring
     variety: float = 0.5  # scale of the Gumbel noise used with a seed
-    hedge: float = 0.5  # chroma x (confidence in the chosen color) ** hedge; 0 = full
+    hedge: float = 0.0  # chroma x (confidence in the chosen color) ** hedge; 0 = full
     # chroma always. A vivid wrong color costs more than a pale one.
+
+
+# What a member may set for itself in its manifest (`extra.decoder`).
+MEMBER_SETTINGS = ("prior_weight", "diversity_margin", "variety", "hedge")
 
 
 def region_log_scores(logp: torch.Tensor, samples: RegionSamples) -> torch.Tensor:
@@ -61,10 +66,18 @@ def region_log_scores(logp: torch.Tensor, samples: RegionSamples) -> torch.Tenso
     scores = torch.zeros(n_ids, q, dtype=torch.float32)
     if samples.index.numel() == 0:
         return scores
-    values = logp.reshape(q, -1)[:, samples.index].T.float()  # (N, Q)
-    ids = torch.repeat_interleave(torch.arange(n_ids), samples.counts)  # (N,)
-    scores.index_add_(0, ids, values)
-    return scores / samples.counts.clamp_min(1)[:, None].float()
+    # Samples come sorted by region, so "which pixels belong to which region" is a
+    # sparse (regions x pixels) matrix in CSR form, and the sums are one sparse matmul.
+    counts = samples.counts.long()
+    crow = torch.cat((torch.zeros(1, dtype=torch.long), counts.cumsum(0)))
+    pixels = logp.shape[1] * logp.shape[2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR is in beta"
+        member = torch.sparse_csr_tensor(crow, samples.index.long(),
+                                         torch.ones(samples.index.numel()),
+                                         size=(n_ids, pixels), check_invariants=False)
+    scores = member @ logp.reshape(q, -1).T.float()  # (K+1, Q)
+    return scores / counts.clamp_min(1)[:, None].float()
 
 
 def region_adjacency(assigned: np.ndarray, count: int) -> list[set[int]]:

@@ -35,6 +35,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from models.colorspace import in_gamut, lab_to_rgb, normalize_l, scale_chroma
 from models.decoder import (
+    MEMBER_SETTINGS,
     DecoderOptions,
     choose_cells,
     region_adjacency,
@@ -63,7 +64,7 @@ MAX_STRENGTH = 4.0
 LINE_CONTRAST = 25.0
 # How much the member's memory (the look-alike pages it grew up on) counts beside its
 # network when a region's color is chosen, and the floor under a cell nobody recalled.
-MEMORY_WEIGHT = 3.0
+MEMORY_WEIGHT = 1.0
 _VOTE_FLOOR = 0.02
 # The paper around a drawing takes a color only when the member is this sure of it.
 _SURE_OF_BACKGROUND = 0.7
@@ -273,12 +274,20 @@ class MemberPrediction:
     centers: torch.Tensor  # (Q, 2) the cells' a/b, network scale
     prior: torch.Tensor | None  # (Q,) the cells' frequencies in the member's training data
     memory: ColorMemory | None = None  # the member's remembered pictures, if it has them
+    settings: dict | None = None  # the member's own decoder settings (manifest `extra`)
 
 
 def member_prior(member: FamilyMember) -> torch.Tensor | None:
     """The a/b cell frequencies of the member's training colors (manifest `extra`)."""
     prior = member.extra.get("ab_prior") if member.extra else None
     return torch.tensor(prior, dtype=torch.float32) if prior else None
+
+
+def decoder_settings(member: FamilyMember) -> dict:
+    """The member's own decoder settings (`extra.decoder`: DecoderOptions fields), so a
+    member can have its own temperament (bolder, or more careful, colors)."""
+    settings = dict((member.extra or {}).get("decoder") or {})
+    return {k: float(v) for k, v in settings.items() if k in MEMBER_SETTINGS}
 
 
 def _decodes_regions(net: nn.Module, pages: Sequence[PreparedPage]) -> bool:
@@ -410,9 +419,9 @@ class Colorizer:
                 feats = net.features(batch)
                 pred_l, logits = net.heads(feats)  # (B, 1, H, W), (B, Q, H, W)
                 logp = torch.log_softmax(logits.float(), dim=1)
-                ab = torch.einsum("bqhw,qc->bchw",
-                                  torch.softmax(logits.float() / net.cfg.ab_temperature, dim=1),
-                                  net.ab_centers.float())
+                # Regions take the decoder's color; only pixels of regions too small to
+                # be sampled keep a per-pixel color: the most likely cell is enough there.
+                ab = net.ab_centers.float()[logp.argmax(dim=1)].permute(0, 3, 1, 2)
                 out = torch.cat((pred_l.float(), ab), dim=1)  # (B, 3, H, W)
             else:
                 out = net(batch)  # (B, C, H, W) network scale
@@ -425,7 +434,8 @@ class Colorizer:
         prior = member_prior(member)
         memory = self.memory(member)
         return [
-            MemberPrediction(o[:, :h, :w], lp[:, :h, :w].contiguous(), centers, prior, memory)
+            MemberPrediction(o[:, :h, :w], lp[:, :h, :w].contiguous(), centers, prior, memory,
+                             decoder_settings(member))
             for o, lp, (h, w) in zip(out, logp, crops, strict=True)
         ]
 
@@ -524,7 +534,7 @@ def _composite_filled(
             votes = decoded.memory.region_votes(page.descriptor, samples.index, ids,
                                                 samples.counts.numel(), samples.size)
             scores = scores + MEMORY_WEIGHT * torch.log(votes + _VOTE_FLOOR)
-        options = DecoderOptions(seed=page.seed)
+        options = DecoderOptions(seed=page.seed, **(decoded.settings or {}))
         cells = choose_cells(scores, samples.counts, page.neighbours(), decoded.centers,
                              decoded.prior, options)
         ab = decoded.centers[cells] * 110.0  # (K+1, 2)
@@ -556,5 +566,21 @@ def _composite_filled(
             pixel[1:] *= page.strength
             lab[:, own_n] = pixel
         lab[0] = torch.minimum(lab[0], page.lightness[ys, xs])
-        rgb[ys, xs] = lab_to_rgb8(lab)
+        ids = assigned[ys, xs]
+        table_size = palette.shape[0] * 101
+        if table_size < ys.numel() // 2:
+            # Lines and edges take their region's a/b at their own L: a table of every
+            # region's color at every whole L (rounding L by < 0.5 is invisible) is far
+            # cheaper than converting each of the many line pixels on its own.
+            levels = torch.arange(101, dtype=torch.float32)
+            table_lab = torch.cat((levels.repeat(palette.shape[0])[None],
+                                   palette[:, 1:].repeat_interleave(101, dim=0).T))
+            table = lab_to_rgb8(table_lab)  # ((K+1) * 101, 3)
+            per_pixel = own_n
+            key = ids * 101 + lab[0].round().clamp(0, 100).long()
+            rgb[ys, xs] = table[key]
+            if bool(per_pixel.any()):
+                rgb[ys[per_pixel], xs[per_pixel]] = lab_to_rgb8(lab[:, per_pixel])
+        else:
+            rgb[ys, xs] = lab_to_rgb8(lab)
     return rgb

@@ -7,6 +7,7 @@ import json
 from PIL import Image
 
 from colorbot.cli import main
+from models.family import Family
 
 from .conftest import draw_lineart, draw_photo
 
@@ -24,7 +25,7 @@ def test_colorize_writes_every_member_and_a_sheet_and_survives_a_bad_file(tmp_pa
     assert "Traceback" not in err
     for stem, size in (("cat", (160, 120)), ("dog", (90, 140))):
         files = sorted(p.name for p in (out / stem).iterdir())
-        assert files == ["artworks.png", "clipart.png", "fluent.png", "openmoji.png", "sheet.png"]
+        assert files == sorted([f"{name}.png" for name in Family.load().names] + ["sheet.png"])
         assert Image.open(out / stem / "clipart.png").size == size
     assert not (out / "broken").exists()
 
@@ -48,7 +49,8 @@ def test_family_json(capsys):
     assert main(["family", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["name"], r["emoji"]) for r in rows] == [
-        ("openmoji", "😀"), ("fluent", "🌈"), ("clipart", "📎"), ("artworks", "🎨")]
+        ("openmoji", "😀"), ("fluent", "🌈"), ("clipart", "📎"), ("artworks", "🎨"),
+        ("cartoon", "🧸")]
     for r in rows:
         assert r["parameters"] > 10_000 and r["version"] >= 1
         assert r["architecture"] in ("unet", "pix2pix")

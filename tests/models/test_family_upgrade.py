@@ -55,7 +55,7 @@ def test_a_fresh_copy_is_stamped_and_left_alone_next_time(bundled, tmp_path):
     root = tmp_path / "data" / "family"
     assert copy_bundled_family(root) is True
     stamp = json.loads((root / BUNDLED_STAMP_NAME).read_text())
-    assert set(stamp["members"]) == {"openmoji", "fluent", "clipart", "artworks"}
+    assert set(stamp["members"]) == {"openmoji", "fluent", "clipart", "artworks", "cartoon"}
     before = (root / MANIFEST_NAME).read_bytes()
     assert copy_bundled_family(root) is False
     assert (root / MANIFEST_NAME).read_bytes() == before
@@ -84,7 +84,7 @@ def test_an_upgrade_adds_new_members_and_keeps_promoted_ones(bundled, tmp_path):
     assert copy_bundled_family(root) is False  # not a fresh copy
     after = _manifest(root)
     names = [m["name"] for m in after["members"]]
-    assert names == ["openmoji", "fluent", "clipart", "artworks", "newbie"]
+    assert names == ["openmoji", "fluent", "clipart", "artworks", "cartoon", "newbie"]
     assert (root / "newbie.safetensors").is_file()
     assert _entry(after, "clipart")["version"] == 7  # promoted: untouched
     assert _entry(after, "fluent")["description"] != "bundled fluent, newer"

@@ -7,7 +7,6 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from PIL import Image
 from tqdm import tqdm
 
 from training import collections as reg
@@ -291,77 +290,15 @@ def build_artworks_from(
     progress: bool = True,
 ) -> BuildStats:
     """Wallpapers from unpacked packages ({package: root}): each one downscaled whole,
-    plus `crops` random square crops (at random scales) so a few dozen wallpapers give a
-    few thousand pairs. All pairs of one wallpaper share a split. Each pair's license is
-    read from its package's debian/copyright.
-    """
-    import numpy as np
-
-    from training.datasets.builders import NearDuplicates, is_colorless, skip_picture
-    from training.datasets.images import fit_long_side, load_picture
-    from training.filters import coloring_book
+    plus up to `crops` random square crops (at random scales) so a few dozen wallpapers
+    give a few thousand pairs. All pairs of one wallpaper share a split. Each pair's
+    license is read from its package's debian/copyright (`packs.build_pictures`)."""
+    from training.datasets.packs import build_pictures
 
     files = [(pkg, root, path) for pkg, root in packages.items() for path in artwork_files(root)]
-    licenses = {pkg: reg.deb_copyright(root, pkg) for pkg, root in packages.items()}
-    info = {
-        "packages": [f"deb:{p}" for p in packages], "size": size, "crops_per_wallpaper": crops,
-        "pages": f"coloring-book filter (line_weight={line_weight}, detail={detail})",
-        "licenses_by_package": {},
-    }
-    with DatasetWriter(out, "artworks", "mixed (per pair)", "lineart", info=info) as writer:
-        stats = writer.stats
-        near = NearDuplicates.for_dataset(out)
-        for pkg, root, path in _bar(files, len(files), "artworks", progress):
-            rel = path.relative_to(root).as_posix()
-            source = f"{pkg}/{rel}"
-            license = reg.license_for_file(licenses[pkg], rel)
-            info["licenses_by_package"].setdefault(pkg, sorted({license}))
-            if license not in info["licenses_by_package"][pkg]:
-                info["licenses_by_package"][pkg] = sorted({*info["licenses_by_package"][pkg],
-                                                           license})
-            # The whole-wallpaper pair is written last: when it is there, so are the crops.
-            if writer.has_source(source):
-                stats.skipped += 1
-                continue
-            try:
-                # Crops are cut from a 4x working copy, so a crop of a fifth of the
-                # wallpaper still has real detail when scaled to `size`.
-                work = load_picture(path, size * 4)
-            except PictureError as exc:
-                stats.fail(source, str(exc))
-                continue
-            if skip_picture(work, stats, near):
-                continue
-            group = "artworks:" + hashlib.sha256(source.encode()).hexdigest()
-            seed = int(hashlib.sha256(source.encode()).hexdigest()[:8], 16)
-            rng = np.random.default_rng(seed)
-            kept = 0
-            # Try a few extra boxes: plain crops (sky, no lines) are dropped. The whole
-            # wallpaper comes last (see the resume check above).
-            boxes = _crop_boxes(work.width, work.height, crops * 2, rng)
-            for box in [*boxes, None]:
-                if box is None:
-                    view_source, view = source, fit_long_side(work, size)
-                elif kept >= crops:
-                    continue
-                else:
-                    view_source = f"{source}#crop{kept}"
-                    view = work.crop(box).resize((size, size), Image.Resampling.LANCZOS)
-                if writer.has_source(view_source):
-                    stats.skipped += 1
-                    kept += 1
-                    continue
-                if is_colorless(view):
-                    stats.colorless += 1
-                    continue
-                page = coloring_book(view, line_weight=line_weight, detail=detail)
-                if box is not None and (np.asarray(page) < 128).mean() < 0.006:
-                    continue  # next to no lines: nothing to color inside
-                writer.add(view, page, view_source, split_key=group, license=license)
-                kept += 1
-        for pkg, root in packages.items():
-            _keep_copyright(root, pkg, out)
-    return stats
+    return build_pictures(files, out, "artworks", roots=packages, size=size, max_crops=crops,
+                          line_weight=line_weight, detail=detail, progress=progress,
+                          info={"crops_per_wallpaper": crops})
 
 
 def build_artworks(

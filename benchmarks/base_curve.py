@@ -109,7 +109,8 @@ def plot(points: list[dict], path: Path) -> None:
         d.ellipse((cx - 3, cy - 3, cx + 3, cy + 3), fill=(200, 40, 40))
     d.text((pad, 10), "shared base: held-out CIEDE2000 / uncolored page, against "
            "training minutes (2 CPU cores)", fill=(0, 0, 0))
-    d.text((pad, h - pad + 10), f"0 min{'':>90}{x1:.0f} min", fill=(0, 0, 0))
+    d.text((pad, h - pad + 10), "0 min", fill=(0, 0, 0))
+    d.text((w - pad - 40, h - pad + 10), f"{x1:.0f} min", fill=(0, 0, 0))
     path.parent.mkdir(parents=True, exist_ok=True)
     im.save(path)
 

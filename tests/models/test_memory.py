@@ -60,5 +60,6 @@ def test_memory_cells_match_the_training_grid():
     memory = build_memory([(np.full((SIDE, SIDE), 100.0), rgb)], BINS)
     from models.colorspace import normalize_lab, rgb_to_lab
 
-    ab = normalize_lab(rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1).float() / 255))[1:]
+    rgb_t = torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float() / 255
+    ab = normalize_lab(rgb_to_lab(rgb_t))[1:]
     assert torch.equal(memory.cells[0], ab_cell_index(ab, BINS))

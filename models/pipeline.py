@@ -269,7 +269,8 @@ def lab_to_rgb8(lab: torch.Tensor) -> torch.Tensor:
 class MemberPrediction:
     """What a classification member predicts for one line-art page to be filled."""
 
-    lab: torch.Tensor  # (3, h, w) L and annealed-mean a/b, network scale
+    lab: torch.Tensor  # (3, h, w) L and a/b (network scale): the annealed mean, or the
+    # most likely cell when every page of the batch was decoded by regions
     logp: torch.Tensor  # (Q, h, w) log-probabilities of the a/b cells
     centers: torch.Tensor  # (Q, 2) the cells' a/b, network scale
     prior: torch.Tensor | None  # (Q,) the cells' frequencies in the member's training data
@@ -419,9 +420,14 @@ class Colorizer:
                 feats = net.features(batch)
                 pred_l, logits = net.heads(feats)  # (B, 1, H, W), (B, Q, H, W)
                 logp = torch.log_softmax(logits.float(), dim=1)
-                # Regions take the decoder's color; only pixels of regions too small to
-                # be sampled keep a per-pixel color: the most likely cell is enough there.
-                ab = net.ab_centers.float()[logp.argmax(dim=1)].permute(0, 3, 1, 2)
+                centers = net.ab_centers.float()
+                if all(_decodes_regions(net, [p]) for p in pages):
+                    # Regions take the decoder's color; only pixels of regions too small
+                    # to be sampled keep their own: the most likely cell is enough there.
+                    ab = centers[logp.argmax(dim=1)].permute(0, 3, 1, 2)
+                else:  # a photo or an unfilled page in the batch: the annealed mean
+                    probs = torch.softmax(logits.float() / net.cfg.ab_temperature, dim=1)
+                    ab = torch.einsum("bqhw,qc->bchw", probs, centers)
                 out = torch.cat((pred_l.float(), ab), dim=1)  # (B, 3, H, W)
             else:
                 out = net(batch)  # (B, C, H, W) network scale

@@ -211,3 +211,15 @@ def test_a_large_page_is_colored_at_its_size(colorizer):
     lab = _lab(out)
     line = torch.from_numpy(np.asarray(page.convert("L")) < 60)
     assert float(lab[0][line].max()) < 40
+
+
+def test_a_photo_batched_with_line_art_keeps_the_annealed_mean(colorizer):
+    from .conftest import draw_photo
+
+    photo = colorizer.prepare(draw_photo((96, 96)))
+    page = colorizer.prepare(draw_lineart((96, 96)))
+    name = colorizer.family.names[0]
+    together = colorizer.run_member(name, [page, photo])[1]
+    alone = colorizer.run_member(name, [photo])[0]
+    diff = np.abs(np.asarray(alone).astype(int) - np.asarray(together).astype(int))
+    assert diff.max() <= 2

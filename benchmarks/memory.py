@@ -33,6 +33,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.worker import wait_ready  # noqa: E402
 
 CASES = {
     "1mp": [(1024, 1024)],
@@ -78,24 +81,6 @@ def vm_hwm(pid: int) -> int:
     raise RuntimeError("no VmHWM")
 
 
-async def wait_ready(url: str, process: subprocess.Popen, timeout: float = 300) -> None:
-    import aiohttp
-
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"the worker exited with {process.returncode}")
-            try:
-                async with session.get(url + "/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.5)
-    raise TimeoutError("the worker did not get ready")
-
-
 async def colorize(url: str, page: bytes, timeout: float) -> dict:
     import aiohttp
 
@@ -121,7 +106,7 @@ def run_case(name: str, pages: list[bytes], family: str, timeout: float) -> dict
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)
     try:
-        asyncio.run(wait_ready(url, process))
+        asyncio.run(wait_ready(url, process))  # benchmarks/worker.py's
         loaded = vm_hwm(process.pid)
         started = time.perf_counter()
 

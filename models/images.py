@@ -35,6 +35,13 @@ class PageError(Exception):
     """A page we cannot color; `str(error)` is safe and kind to show to a user."""
 
 
+# What a person is told, the same wherever the page is refused.
+_BOMB = ("That image declares an enormous size (it may be a decompression bomb), "
+         "so I won't open it.")
+_NOT_AN_IMAGE = ("I can't read that file as an image. Please send a PNG, JPEG, WebP, GIF, "
+                 "BMP or TIFF picture.")
+
+
 def _sniff_svg(head: bytes) -> bool:
     text = head[:4096].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if text.startswith(b"<svg"):
@@ -150,15 +157,9 @@ def load_page(
     except PageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise PageError(
-            "That image declares an enormous size (it may be a decompression bomb), "
-            "so I won't open it."
-        ) from None
+        raise PageError(_BOMB) from None
     except UnidentifiedImageError:
-        raise PageError(
-            "I can't read that file as an image. Please send a PNG, JPEG, WebP, GIF, BMP "
-            "or TIFF picture."
-        ) from None
+        raise PageError(_NOT_AN_IMAGE) from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
         if "truncated" in str(exc).lower():
             raise PageError(
@@ -208,15 +209,9 @@ def page_size(data: bytes) -> tuple[int, int]:
             with Image.open(io.BytesIO(data)) as im:
                 return im.size
     except Image.DecompressionBombError:
-        raise PageError(
-            "That image declares an enormous size (it may be a decompression bomb), "
-            "so I won't open it."
-        ) from None
+        raise PageError(_BOMB) from None
     except UnidentifiedImageError:
-        raise PageError(
-            "I can't read that file as an image. Please send a PNG, JPEG, WebP, GIF, BMP "
-            "or TIFF picture."
-        ) from None
+        raise PageError(_NOT_AN_IMAGE) from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error):
         raise PageError("That image file is damaged, so I can't read it.") from None
 

@@ -139,7 +139,7 @@ def print_table(title: str, means: dict) -> None:
         print("CIEDE2000 / uncolored: " + ", ".join(f"{w} {v:.2f}x" for w, v in ratios.items()))
 
 
-def grid(family: Family, members: list[str], pages, colorings, path: Path, cell: int) -> None:
+def grid(members: list[str], pages, colorings, path: Path, cell: int) -> None:
     """Rows: real pages; columns: the page, then each member's coloring."""
     from models.sheet import _text_font  # one place for the sheet font
 
@@ -191,27 +191,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    if args.memory_weight is not None:
-        import models.pipeline as pipeline
-
-        pipeline.MEMORY_WEIGHT = args.memory_weight
-    if any(v is not None for v in (args.prior_weight, args.diversity_margin, args.hedge)):
-        import dataclasses
-
-        import models.pipeline as pipeline
-        from models.decoder import DecoderOptions
-
-        defaults = DecoderOptions()
-        tried = dataclasses.replace(
-            defaults,
-            prior_weight=defaults.prior_weight if args.prior_weight is None
-            else args.prior_weight,
-            diversity_margin=defaults.diversity_margin if args.diversity_margin is None
-            else args.diversity_margin,
-            hedge=defaults.hedge if args.hedge is None else args.hedge)
-        pipeline.DecoderOptions = lambda seed=None, **_: dataclasses.replace(tried, seed=seed)
     family = Family.load(args.family)
     members = args.member or family.names
+    # Decoder settings to try go where members keep their own (`extra.decoder`).
+    tried = {k: getattr(args, k) for k in ("prior_weight", "diversity_margin", "hedge",
+                                           "memory_weight") if getattr(args, k) is not None}
+    for member in family.members:
+        member.extra = {**member.extra,
+                        "decoder": {**member.extra.get("decoder", {}), **tried}}
     colorizer = Colorizer(family, device="cpu")
     options = ColorizeOptions(decoder=args.decoder, seed=args.seed)
     t0 = time.perf_counter()
@@ -235,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             "real": {"pages": [n for n, _ in real], "figures": real_means},
         }, indent=2) + "\n")
     if args.grid:
-        grid(family, members, real, colorings, args.grid, args.cell)
+        grid(members, real, colorings, args.grid, args.cell)
         print(f"grid: {args.grid}")
     return 0
 

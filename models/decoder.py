@@ -50,10 +50,13 @@ class DecoderOptions:
     variety: float = 0.5  # scale of the Gumbel noise used with a seed
     hedge: float = 0.0  # chroma x (confidence in the chosen color) ** hedge; 0 = full
     # chroma always. A vivid wrong color costs more than a pale one.
+    memory_weight: float = 1.0  # how much the member's memory counts beside its network
 
 
 # What a member may set for itself in its manifest (`extra.decoder`).
-MEMBER_SETTINGS = ("prior_weight", "diversity_margin", "variety", "hedge")
+MEMBER_SETTINGS = ("prior_weight", "diversity_margin", "variety", "hedge", "memory_weight")
+# The floor under a cell no recalled page had: a vote of zero must not veto a color.
+_VOTE_FLOOR = 0.02
 
 
 def region_log_scores(logp: torch.Tensor, samples: RegionSamples) -> torch.Tensor:
@@ -102,8 +105,13 @@ def region_adjacency(assigned: np.ndarray, count: int) -> list[set[int]]:
     return neighbours
 
 
+def with_memory(scores: torch.Tensor, votes: torch.Tensor, weight: float) -> torch.Tensor:
+    """Region scores plus the memory's opinion: `weight` x log(share of recalled votes)."""
+    return scores + weight * torch.log(votes + _VOTE_FLOOR)
+
+
 def adjusted_scores(
-    scores: torch.Tensor, prior: torch.Tensor | None, centers: torch.Tensor, weight: float
+    scores: torch.Tensor, prior: torch.Tensor | None, weight: float
 ) -> torch.Tensor:
     """Region scores with the logit adjustment applied: (K+1, Q)."""
     if prior is None or weight == 0:
@@ -116,25 +124,23 @@ def adjusted_scores(
 
 
 def choose_cells(
-    scores: torch.Tensor,
+    adjusted: torch.Tensor,
     sizes: torch.Tensor,
     neighbours: list[set[int]],
     centers: torch.Tensor,
-    prior: torch.Tensor | None = None,
     options: DecoderOptions | None = None,
 ) -> torch.Tensor:
     """The a/b cell of every region: (K+1,) long (row 0 unused).
 
-    `scores` (K+1, Q) mean log-probabilities, `sizes` (K+1,) samples per region (0 =
-    no evidence: such regions keep cell 0 and are colored per pixel by the caller).
+    `adjusted` (K+1, Q) region scores (`adjusted_scores`), `sizes` (K+1,) samples per
+    region (0 = no evidence: such regions keep cell 0 and are colored per pixel).
     """
     options = options or DecoderOptions()
-    adjusted = adjusted_scores(scores, prior, centers, options.prior_weight)
     if options.seed is not None and options.variety > 0:
         gen = torch.Generator().manual_seed(int(options.seed))
         uniform = torch.rand(adjusted.shape, generator=gen).clamp(1e-9, 1 - 1e-9)
         adjusted = adjusted - options.variety * torch.log(-torch.log(uniform))
-    n_ids = scores.shape[0]
+    n_ids = adjusted.shape[0]
     cells = torch.zeros(n_ids, dtype=torch.long)
     decided = torch.zeros(n_ids, dtype=torch.bool)
     neutral = centers.norm(dim=1) < _NEUTRAL
@@ -163,16 +169,13 @@ def choose_cells(
 
 
 def region_confidence(
-    scores: torch.Tensor, cells: torch.Tensor, centers: torch.Tensor,
-    prior: torch.Tensor | None = None, options: DecoderOptions | None = None,
+    adjusted: torch.Tensor, cells: torch.Tensor, centers: torch.Tensor
 ) -> torch.Tensor:
     """How sure each region is of its chosen color: (K+1,) in [0, 1].
 
     The probability, under the region's pooled distribution softmax(adjusted scores),
     of the cells within "the same color" of the chosen one.
     """
-    options = options or DecoderOptions()
-    adjusted = adjusted_scores(scores, prior, centers, options.prior_weight)
     probs = torch.softmax(adjusted, dim=1)  # (K+1, Q)
     near = torch.cdist(centers[cells], centers) < _SAME_COLOR  # (K+1, Q)
     return (probs * near).sum(dim=1).clamp(0.0, 1.0)

@@ -37,10 +37,12 @@ from models.colorspace import in_gamut, lab_to_rgb, normalize_l, scale_chroma
 from models.decoder import (
     MEMBER_SETTINGS,
     DecoderOptions,
+    adjusted_scores,
     choose_cells,
     region_adjacency,
     region_confidence,
     region_log_scores,
+    with_memory,
 )
 from models.family import Family, FamilyMember
 from models.images import page_lightness
@@ -62,10 +64,6 @@ MAX_STRENGTH = 4.0
 # fill is lightened (not the line darkened): the page's own lines are what the person
 # drew, and a light pencil line keeps its look under a lighter fill.
 LINE_CONTRAST = 25.0
-# How much the member's memory (the look-alike pages it grew up on) counts beside its
-# network when a region's color is chosen, and the floor under a cell nobody recalled.
-MEMORY_WEIGHT = 1.0
-_VOTE_FLOOR = 0.02
 # The paper around a drawing takes a color only when the member is this sure of it.
 _SURE_OF_BACKGROUND = 0.7
 # A decoded region this light (L) and this gray (chroma) is paper: it is drawn white.
@@ -535,16 +533,17 @@ def _composite_filled(
     palette, has = region_medians(lab_small, samples)  # (K+1, 3), (K+1,)
     if decoded is not None and page.decoder == "regions":
         scores = region_log_scores(decoded.logp, samples)
+        options = DecoderOptions(seed=page.seed, **(decoded.settings or {}))
         if decoded.memory is not None and page.descriptor is not None:
             ids = torch.repeat_interleave(torch.arange(samples.counts.numel()), samples.counts)
             votes = decoded.memory.region_votes(page.descriptor, samples.index, ids,
                                                 samples.counts.numel(), samples.size)
-            scores = scores + MEMORY_WEIGHT * torch.log(votes + _VOTE_FLOOR)
-        options = DecoderOptions(seed=page.seed, **(decoded.settings or {}))
-        cells = choose_cells(scores, samples.counts, page.neighbours(), decoded.centers,
-                             decoded.prior, options)
+            scores = with_memory(scores, votes, options.memory_weight)
+        adjusted = adjusted_scores(scores, decoded.prior, options.prior_weight)
+        cells = choose_cells(adjusted, samples.counts, page.neighbours(), decoded.centers,
+                             options)
         ab = decoded.centers[cells] * 110.0  # (K+1, 2)
-        sure = region_confidence(scores, cells, decoded.centers, decoded.prior, options)
+        sure = region_confidence(adjusted, cells, decoded.centers)
         if options.hedge > 0:
             ab = ab * sure.pow(options.hedge)[:, None]
         unsure_paper = page.background() & (sure < _SURE_OF_BACKGROUND)

@@ -18,7 +18,7 @@ def memory_from_dataset(dataset: str | Path, bins: int, *, limit: int = MAX_PAGE
     """The training split of `dataset` (one folder or several, comma-joined), at most
     `limit` pairs (a fixed random choice), as a memory."""
     from models.images import page_lightness
-    from training.train import load_pair, read_manifest
+    from training.train import dataset_folders, load_pair, read_manifest
 
     rows = read_manifest(dataset, "train")
     if len(rows) > limit:
@@ -26,7 +26,7 @@ def memory_from_dataset(dataset: str | Path, bins: int, *, limit: int = MAX_PAGE
 
     def pairs():
         for row in rows:  # rows of several folders carry their own `_root`
-            page, color = load_pair(Path(str(dataset).split(",")[0]), row, 128)
+            page, color = load_pair(dataset_folders(dataset)[0], row, 128)
             yield page_lightness(Image.fromarray(page).convert("RGB")), np.asarray(color)
 
     return build_memory(pairs(), bins)

@@ -93,7 +93,7 @@ def test_prior_correction_lets_a_rare_color_win_but_keeps_confident_paper():
     scores = torch.full((3, Q), -9.0)
     scores[1, common], scores[1, rare] = -1.0, -1.5  # unsure between the two
     scores[2, gray], scores[2, rare] = -0.05, -4.0  # confidently paper
-    adjusted = adjusted_scores(scores, prior, CENTERS, 0.5)
+    adjusted = adjusted_scores(scores, prior, 0.5)
     assert int(adjusted[1].argmax()) == rare
     assert int(adjusted[2].argmax()) == gray
 

@@ -249,3 +249,71 @@ class Job(Base):
     # A running job whose lease ran out is claimable again: its worker died.
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# Duel choices: the left coloring, the right one, or neither better.
+DUEL_CHOICES = ("a", "b", "tie")
+
+
+class Duel(Base):
+    """Two colorings of one page shown side by side without names (A and B).
+
+    A duel vote compares exactly these two: a clean head-to-head pair. The duel message
+    carries buttons whose custom_id names the duel, so votes after a restart find it.
+    """
+
+    __tablename__ = "duels"
+    __table_args__ = (
+        CheckConstraint("coloring_a_id <> coloring_b_id", name="two_colorings"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    page_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("pages.id", ondelete="CASCADE"), index=True
+    )
+    coloring_a_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("colorings.id", ondelete="CASCADE"), index=True
+    )
+    coloring_b_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("colorings.id", ondelete="CASCADE"), index=True
+    )
+    guild_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    channel_id: Mapped[int | None] = mapped_column(BigInteger)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)  # the duel message, once sent
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DuelVote(Base):
+    """A person's vote in one duel; voting again replaces it (one per person per duel)."""
+
+    __tablename__ = "duel_votes"
+    __table_args__ = (
+        UniqueConstraint("duel_id", "user_id"),
+        CheckConstraint(_in("choice", DUEL_CHOICES), name="choice"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    duel_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("duels.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    choice: Mapped[str] = mapped_column(String(3))
+    source: Mapped[str] = mapped_column(String(16), default="discord")
+    voted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RateLimitHit(Base):
+    """One counted request in a user's sliding rate-limit window, shared by every bot
+    process using this database. Rows older than the window are deleted as new hits
+    come in."""
+
+    __tablename__ = "rate_limit_hits"
+    __table_args__ = (
+        Index(None, "scope", "user_id", "at"),
+        Index(None, "scope", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(32))  # what is limited: "pages"
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    # Seconds since the epoch (wall clock): plain numbers compare and subtract the same
+    # way on every database.
+    at: Mapped[float] = mapped_column(Float)

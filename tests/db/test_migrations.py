@@ -25,6 +25,9 @@ TABLES = {
     "member_versions",
     "training_runs",
     "jobs",
+    "duels",
+    "duel_votes",
+    "rate_limit_hits",
 }
 
 

@@ -95,7 +95,7 @@ async def another_try(bot: ColorBot, interaction: discord.Interaction, page_id: 
     from bot.app import report_interaction_error
 
     try:
-        check_rate(bot, interaction.user.id)  # a retry costs what a posted page costs
+        await check_rate(bot, interaction.user.id)  # a retry costs what a posted page costs
     except SlowDown as exc:
         await interaction.response.send_message(str(exc), ephemeral=True)
         return

@@ -20,7 +20,7 @@ from discord.ext import commands
 
 from bot.attachments import AttachmentFetcher
 from bot.errors import GENERIC_MESSAGE, user_message
-from bot.ratelimit import RateLimiter
+from bot.ratelimit import Limiter, RateLimiter, SharedRateLimiter
 from colorbot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,10 @@ class ColorBot(commands.AutoShardedBot):
         self.worker = worker
         self.store = store
         self.leaderboard = leaderboard
-        self.rate_limiter = RateLimiter(settings.rate_limit_pages, settings.rate_limit_seconds)
+        # In this process's memory until setup_hook has the database; then in the
+        # database, shared by every bot process using it.
+        self.rate_limiter: Limiter = RateLimiter(settings.rate_limit_pages,
+                                                 settings.rate_limit_seconds)
         self.attachments = AttachmentFetcher(settings.discord_api_base)
         self.family_members: list[dict[str, Any]] = []
         self._owns_worker = worker is None
@@ -123,12 +126,16 @@ class ColorBot(commands.AutoShardedBot):
         await super().launch_shards()
 
     async def setup_hook(self) -> None:
-        if self.store is None:
-            from db import Database
+        from db import Database
 
+        if self.store is None:
             self.store = Database.from_settings(self.settings)
             # `colorbot run` migrated already; refuse to start on an old schema.
             await self.store.check_schema()
+        # The in-memory default gives way to windows in the database.
+        if isinstance(self.store, Database) and isinstance(self.rate_limiter, RateLimiter):
+            self.rate_limiter = SharedRateLimiter(
+                self.store, self.settings.rate_limit_pages, self.settings.rate_limit_seconds)
         if self.worker is None:
             from bot.worker_client import make_worker
 

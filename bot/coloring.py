@@ -76,8 +76,10 @@ async def read_attachment(bot: ColorBot, attachment: discord.Attachment) -> byte
     return await bot.attachments.read(attachment, max_bytes)
 
 
-def check_rate(bot: ColorBot, user_id: int) -> None:
-    wait = bot.rate_limiter.hit(user_id)
+async def check_rate(bot: ColorBot, user_id: int) -> None:
+    """Count one page against `user_id`'s rate limit, or raise SlowDown (nothing
+    counted) saying how long to wait."""
+    wait = await bot.rate_limiter.hit(user_id)
     if wait > 0:
         raise SlowDown(wait)
 

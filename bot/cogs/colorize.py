@@ -53,7 +53,7 @@ class Colorize(commands.Cog):
                     f"Try one of: {', '.join(sorted(known))}."
                 )
             members = [model]
-        check_rate(self.bot, interaction.user.id)
+        await check_rate(self.bot, interaction.user.id)
         data = await read_attachment(self.bot, page)
         request = Page(
             data=data, filename=page.filename, guild_id=interaction.guild_id,

@@ -83,7 +83,7 @@ class Pages(commands.Cog):
             return
         attachment = pictures[0]
         try:
-            check_rate(self.bot, message.author.id)
+            await check_rate(self.bot, message.author.id)
             data = await read_attachment(self.bot, attachment)
             page = Page(
                 data=data, filename=attachment.filename, guild_id=message.guild.id,  # type: ignore[union-attr]

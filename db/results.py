@@ -108,19 +108,6 @@ class VoteExportRow:
 
 
 @dataclass(frozen=True)
-class MemberVotes:
-    """A member's standing by plain counts (the leaderboard before Bradley-Terry)."""
-
-    member: str
-    votes: int  # live votes for its colorings
-    shown: int  # its colorings people could vote on (linked to a reply message)
-
-    @property
-    def share(self) -> float:
-        return self.votes / self.shown if self.shown else 0.0
-
-
-@dataclass(frozen=True)
 class ColoringRef:
     coloring_id: int
     member: str

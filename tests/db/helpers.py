@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import Coloring, Page, Vote
 from db.repo import Database
 from db.results import NewColoring
 
@@ -54,6 +58,35 @@ async def posted_page(
             )
             for name, emoji in members.items()
         ],
+        message_id=reply_id,
     )
-    await db.link_reply(reply_id, [c.id for c in colorings])
     return page_id, {c.emoji: c.id for c in colorings}
+
+
+async def colorings_of(db: Database, page_id: int) -> list[Coloring]:
+    """The page's colorings as stored, oldest first."""
+
+    async def tx(s: AsyncSession) -> list[Coloring]:
+        query = select(Coloring).where(Coloring.page_id == page_id).order_by(Coloring.id)
+        return list((await s.execute(query)).scalars())
+
+    return await db.run(tx, write=False)
+
+
+async def page_ids(db: Database) -> list[int]:
+    async def tx(s: AsyncSession) -> list[int]:
+        return list((await s.execute(select(Page.id).order_by(Page.id))).scalars())
+
+    return await db.run(tx, write=False)
+
+
+async def vote_history(db: Database, page_id: int, user_id: int | None = None) -> list[Vote]:
+    """Every vote on a page, taken-back ones included, in the order they were cast."""
+
+    async def tx(s: AsyncSession) -> list[Vote]:
+        query = select(Vote).where(Vote.page_id == page_id).order_by(Vote.id)
+        if user_id is not None:
+            query = query.where(Vote.user_id == user_id)
+        return list((await s.execute(query)).scalars())
+
+    return await db.run(tx, write=False)

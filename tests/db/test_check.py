@@ -16,7 +16,7 @@ from colorbot.cli import main
 from colorbot.settings import Settings
 from db import Database
 from db.check import check_storage
-from tests.db.helpers import png, posted_page
+from tests.db.helpers import colorings_of, png, posted_page
 
 
 def _age(path: Path, seconds: float = 7200) -> None:
@@ -53,7 +53,7 @@ async def test_check_finds_and_repairs_junk_and_spares_live_data(db: Database) -
     assert not db.store.exists(orphan) and not part.exists() and not dotfile.exists()
     assert not db.store.exists(lonely.page.sha256)  # the removed page's file went too
     assert db.store.exists((await db.get_page(page_id)).sha256)
-    assert all(db.store.exists(c.sha256) for c in await db.page_colorings(page_id))
+    assert all(db.store.exists(c.sha256) for c in await colorings_of(db, page_id))
     assert (await check_storage(db, min_age_s=0)).problems == 0
     del young
 

@@ -18,7 +18,7 @@ from sqlalchemy import event, func, select
 from db.models import Vote
 from db.repo import Database
 from tests.db.conftest import Backend
-from tests.db.helpers import FAMILY, posted_page
+from tests.db.helpers import FAMILY, posted_page, vote_history
 
 USERS = 50
 CHANGES = 200
@@ -104,7 +104,7 @@ async def _check(db: Database, page_id: int, ids: dict[str, int], plan, results)
 
     # Each user's history is a clean chain: every change that was not "unchanged"
     # left one row, all ended but the last, which is the live one.
-    history = await db.vote_history(page_id)
+    history = await vote_history(db, page_id)
     assert len(history) == CHANGES - statuses["unchanged"]
     by_user: dict[int, list[Vote]] = defaultdict(list)
     for vote in history:
@@ -194,14 +194,3 @@ async def test_concurrent_votes_and_removals(backend: Backend, tmp_path: Path) -
     finally:
         await db.close()
 
-
-async def test_concurrent_workers_never_share_a_job(backend: Backend, tmp_path: Path) -> None:
-    db = backend.database(pool_size=10)
-    try:
-        await db.upgrade()
-        jobs = [await db.create_job("colorize", {"n": n}) for n in range(12)]
-        claims = await asyncio.gather(*(db.claim_job(f"w{n}") for n in range(20)))
-        got = [c.id for c in claims if c is not None]
-        assert sorted(got) == sorted(j.id for j in jobs)  # each once, none lost
-    finally:
-        await db.close()

@@ -80,7 +80,6 @@ async def test_an_unreachable_postgres_becomes_database_unavailable() -> None:
             await db.cast_vote(1, "😀", 2)
         with pytest.raises(DatabaseUnavailable):
             await db.upgrade()
-        assert not await db.ping()
     finally:
         await db.close()
 
@@ -111,7 +110,6 @@ async def test_connections_cut_by_the_server_are_replaced(pg_backend, pre_ping: 
         finally:
             await admin.dispose()
         assert (await db.ensure_guild(1, "after the cut")).name == "after the cut"
-        assert await db.ping()
         assert db.retries == (0 if pre_ping else 1)
     finally:
         await db.close()

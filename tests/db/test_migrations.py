@@ -171,7 +171,7 @@ async def test_sqlite_table_rebuild_in_a_migration_keeps_child_rows(tmp_path: Pa
     from alembic.operations import Operations
 
     from db import Database
-    from tests.db.helpers import posted_page
+    from tests.db.helpers import colorings_of, posted_page
 
     db = Database(f"sqlite:///{tmp_path / 'x.sqlite3'}", store_dir=tmp_path / "store")
     try:
@@ -187,7 +187,7 @@ async def test_sqlite_table_rebuild_in_a_migration_keeps_child_rows(tmp_path: Pa
 
         assert await migrate._with_connection(db.engine, rebuild_pages) == 0
         assert [v.page_id for v in await db.live_votes()] == [page_id]
-        assert len(await db.page_colorings(page_id)) == 4
+        assert len(await colorings_of(db, page_id)) == 4
         async with db.engine.connect() as conn:  # ordinary connections: keys on
             assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
     finally:

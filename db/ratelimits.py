@@ -14,13 +14,13 @@ Nothing here forgets a user on `/forget`: forgetting is not a way to post more.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.core import advisory_lock
 from db.models import RateLimitHit
 
 if TYPE_CHECKING:
@@ -28,16 +28,6 @@ if TYPE_CHECKING:
 
 # First key of the two-int advisory locks that serialize one (scope, user) window.
 _LOCK_NAMESPACE = 0x726C696D  # "rlim"
-
-
-async def _lock_window(s: AsyncSession, scope: str, user_id: int) -> None:
-    """Serialize the checks of one (scope, user) on PostgreSQL until the transaction
-    ends (SQLite already runs one writer at a time)."""
-    if s.bind.dialect.name != "postgresql":
-        return
-    digest = hashlib.blake2b(f"{scope}:{user_id}".encode(), digest_size=4).digest()
-    key = int.from_bytes(digest, "big", signed=True)
-    await s.execute(select(func.pg_advisory_xact_lock(_LOCK_NAMESPACE, key)))
 
 
 async def hit(
@@ -60,7 +50,7 @@ async def hit(
 
     async def tx(s: AsyncSession) -> float:
         at = time.time() if now is None else now
-        await _lock_window(s, scope, user_id)
+        await advisory_lock(s, _LOCK_NAMESPACE, f"{scope}:{user_id}")
         mine = (RateLimitHit.scope == scope, RateLimitHit.user_id == user_id)
         await s.execute(delete(RateLimitHit).where(*mine, RateLimitHit.at <= at - window))
         hits = list(

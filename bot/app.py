@@ -34,6 +34,7 @@ COGS = (
     "bot.cogs.channels",
     "bot.cogs.forget",
     "bot.cogs.gallery",
+    "bot.cogs.duel",
 )
 
 

@@ -6,9 +6,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.another_try import another_try_view
 from bot.app import ColorBot
 from bot.coloring import Page, check_rate, color_page, discord_files, finish_reply, read_attachment
+from bot.duel import reply_view
 from bot.errors import UserError
 from models.worker.engine import SEED_LIMIT
 
@@ -66,7 +66,7 @@ class Colorize(commands.Cog):
                                    seed=seed, filesize_limit=limit, title=title)
         message = await interaction.followup.send(
             colored.content, files=discord_files(colored.files),
-            view=another_try_view(colored.page_id), wait=True,
+            view=reply_view(colored.page_id, len(colored.colorings)), wait=True,
         )
         await finish_reply(self.bot, colored, message.channel.id, message.id)
 

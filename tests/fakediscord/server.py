@@ -46,11 +46,14 @@ OP_DISPATCH, OP_HEARTBEAT, OP_IDENTIFY, OP_RESUME = 0, 1, 2, 6
 OP_HELLO, OP_HEARTBEAT_ACK = 10, 11
 
 # Interaction types and callback types.
-APPLICATION_COMMAND, AUTOCOMPLETE = 2, 4
+APPLICATION_COMMAND, MESSAGE_COMPONENT, AUTOCOMPLETE = 2, 3, 4
 CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, AUTOCOMPLETE_RESULT = 4, 5, 8
 
 # Application command option types.
 OPT_SUB_COMMAND, OPT_SUB_COMMAND_GROUP, OPT_ATTACHMENT = 1, 2, 11
+
+# Message component types.
+BUTTON = 2
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -87,6 +90,7 @@ class FakeInteraction:
     callbacks: list[tuple[int, dict[str, Any], float]] = field(default_factory=list)
     original_message_id: int | None = None
     followup_ids: list[int] = field(default_factory=list)
+    message_id: int | None = None  # the message whose component was clicked
 
 
 @dataclass
@@ -281,6 +285,56 @@ class FakeDiscord:
         assert kind == AUTOCOMPLETE_RESULT, kind
         return data["choices"]
 
+    def buttons(self, message: FakeMessage | int) -> dict[str, dict[str, Any]]:
+        """The buttons under a message the bot sent, by custom_id."""
+        message = self.messages[message if isinstance(message, int) else message.id]
+        return {
+            c["custom_id"]: c
+            for row in message.payload.get("components", [])
+            for c in row.get("components", [])
+            if c.get("type") == BUTTON and c.get("custom_id")
+        }
+
+    async def click(self, user: FakeUser, message: FakeMessage | int,
+                    custom_id: str) -> FakeInteraction:
+        """`user` clicks the button `custom_id` under `message` (one the bot sent
+        with that button; Discord only delivers clicks on buttons it shows)."""
+        message = self.messages[message if isinstance(message, int) else message.id]
+        if custom_id not in self.buttons(message):
+            raise KeyError(f"message {message.id} has no button {custom_id!r} "
+                           f"(has {sorted(self.buttons(message))})")
+        channel = self.channels[message.channel_id]
+        guild = self.guilds[channel.guild_id]
+        interaction = FakeInteraction(
+            id=snowflake(), token=f"itoken-{snowflake()}", type=MESSAGE_COMPONENT, user=user,
+            channel_id=channel.id, name="", message_id=message.id,
+        )
+        self.interactions[interaction.token] = interaction
+        member = user.member()
+        member["permissions"] = str(user.permissions)
+        await self.dispatch("INTERACTION_CREATE", {
+            "id": str(interaction.id),
+            "application_id": str(self.application_id),
+            "type": MESSAGE_COMPONENT,
+            "data": {"custom_id": custom_id, "component_type": BUTTON},
+            "message": self._message_with_reactions(message),
+            "guild_id": str(guild.id),
+            "guild": {"id": str(guild.id), "locale": "en-US", "features": []},
+            "channel_id": str(channel.id),
+            "channel": channel.payload(),
+            "member": member,
+            "token": interaction.token,
+            "version": 1,
+            "app_permissions": str(guild.everyone_permissions),
+            "locale": "en-US",
+            "guild_locale": "en-US",
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": str(guild.id)},
+            "context": 0,
+            "attachment_size_limit": guild.filesize_limit,
+        })
+        return interaction
+
     # ------------------------------------------------------------ internals
 
     def _cdn_url(self, file: StoredFile, channel_id: int) -> tuple[int, str]:
@@ -300,6 +354,7 @@ class FakeDiscord:
         embeds: list[dict[str, Any]] | None = None,
         interaction: FakeInteraction | None = None,
         flags: int = 0,
+        components: list[dict[str, Any]] | None = None,
     ) -> FakeMessage:
         attachments = []
         for file in files:
@@ -328,6 +383,7 @@ class FakeDiscord:
             ),
             flags=flags,
         )
+        payload["components"] = list(components or [])
         message = FakeMessage(
             id=message_id, channel_id=channel.id, author_id=author.id, content=content,
             files=files, payload=payload, reply_to=reply_to,
@@ -702,7 +758,8 @@ class FakeDiscord:
         if reply_to is not None and reply_to not in self.messages:
             return self._error(400, 50035, "Invalid Form Body: unknown message_reference")
         message = self._create_message(channel, self.bot_user, body.get("content") or "", files,
-                                       reply_to=reply_to, embeds=body.get("embeds"))
+                                       reply_to=reply_to, embeds=body.get("embeds"),
+                                       components=body.get("components"))
         return _json(message.payload)
 
     async def _get_message(self, request: web.Request) -> web.Response:
@@ -715,6 +772,8 @@ class FakeDiscord:
             message.payload["content"] = message.content
         if "embeds" in body:
             message.payload["embeds"] = body["embeds"] or []
+        if "components" in body:
+            message.payload["components"] = body["components"] or []
         if files:
             channel = self.channels[message.channel_id]
             message.files = list(message.files) + files
@@ -802,6 +861,7 @@ class FakeDiscord:
             message = self._create_message(
                 channel, self.bot_user, data.get("content") or "", files,
                 embeds=data.get("embeds"), interaction=interaction,
+                components=data.get("components"),
                 flags=(data.get("flags", 0) & 64)
                 | (128 if kind == DEFERRED_CHANNEL_MESSAGE else 0),  # 128: "thinking..."
             )
@@ -825,6 +885,7 @@ class FakeDiscord:
             return _json(original.payload)
         message = self._create_message(channel, self.bot_user, body.get("content") or "", files,
                                        embeds=body.get("embeds"), interaction=interaction,
+                                       components=body.get("components"),
                                        flags=body.get("flags", 0) & 64)
         interaction.followup_ids.append(message.id)
         self._touch()

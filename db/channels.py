@@ -16,8 +16,9 @@ from db.types import utcnow
 async def ensure_guild_row(s: AsyncSession, guild_id: int, name: str | None) -> None:
     """The guild's row inside transaction `s`, created on first sight; `name` kept
     fresh when given."""
-    values: dict[str, Any] = {"id": guild_id, "name": name or "", "settings": {}}
-    values.update(default_strength=1.0, created_at=utcnow(), updated_at=utcnow())
+    now = utcnow()
+    values = {"id": guild_id, "name": name or "", "settings": {}, "created_at": now,
+              "updated_at": now}
     await s.execute(dialect_insert(s, Guild).values(**values).on_conflict_do_nothing())
     if name is not None:
         await s.execute(

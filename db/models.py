@@ -1,5 +1,5 @@
 """The records colorbot keeps: guilds, pages, colorings, votes, member versions,
-training runs and jobs.
+training runs, duels and rate-limit windows.
 
 Discord ids (snowflakes) are 64-bit: always `BigInteger`. Times are UTC-aware
 (`UTCDateTime`). Relations are plain foreign keys with `ON DELETE` rules enforced by
@@ -37,7 +37,6 @@ from db.types import BigIntId, UTCDateTime, utcnow
 PAGE_KINDS = ("lineart", "photo")
 # Where a page or vote came from.
 SOURCES = ("discord", "slash", "cli", "simulated")
-JOB_STATUSES = ("queued", "running", "done", "failed")
 RUN_STATUSES = ("running", "done", "failed")
 
 
@@ -46,19 +45,13 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 
 class Guild(Base):
-    """A Discord server and its coloring defaults."""
+    """A Discord server and its settings."""
 
     __tablename__ = "guilds"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     name: Mapped[str] = mapped_column(String(100), default="")
-    # Chroma scale used when a page is posted (the `/colorize strength:` default).
-    default_strength: Mapped[float] = mapped_column(Float, default=1.0)
-    # Region fill: None lets the page kind decide.
-    default_fill: Mapped[bool | None] = mapped_column(Boolean)
-    # Members that color posted pages; None means the whole family.
-    default_members: Mapped[list[str] | None] = mapped_column(JSON)
-    # Anything else a guild can set, without a migration per knob.
+    # What a guild can set (e.g. "gallery"), without a migration per knob.
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -219,36 +212,6 @@ class Vote(Base):
     source: Mapped[str] = mapped_column(String(16), default="discord")
     added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class Job(Base):
-    """A unit of work whose state survives a dying worker (claim, lease, retry)."""
-
-    __tablename__ = "jobs"
-    __table_args__ = (
-        CheckConstraint(_in("status", JOB_STATUSES), name="status"),
-        Index(None, "status", "available_at"),
-    )
-
-    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32))  # colorize | retrain | ...
-    status: Mapped[str] = mapped_column(String(16), default="queued")
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    page_id: Mapped[int | None] = mapped_column(
-        BigIntId, ForeignKey("pages.id", ondelete="CASCADE"), index=True
-    )
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
-    worker: Mapped[str | None] = mapped_column(String(128))  # who holds / last held it
-    error: Mapped[str | None] = mapped_column(Text)  # the last failure
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # Not claimable before this (retry back-off).
-    available_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # A running job whose lease ran out is claimable again: its worker died.
-    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 # Duel choices: the left coloring, the right one, or neither better.

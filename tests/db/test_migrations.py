@@ -9,7 +9,7 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Column, Integer, MetaData, Table, inspect
+from sqlalchemy import Column, Integer, MetaData, Table, inspect, text
 
 from db import migrate
 from db.base import Base
@@ -24,7 +24,6 @@ TABLES = {
     "votes",
     "member_versions",
     "training_runs",
-    "jobs",
     "duels",
     "duel_votes",
     "rate_limit_hits",
@@ -75,6 +74,35 @@ print("ready", flush=True)
 sys.stdin.readline()  # "go": start together with the test's own upgrades
 asyncio.run(migrate.upgrade(engine))
 """
+
+
+async def test_dropping_unused_guild_columns_keeps_guilds_and_their_pages(
+    backend: Backend,
+) -> None:
+    # On SQLite the drop rebuilds `guilds`, the parent of pages and channels.
+    engine = backend.engine()
+    try:
+        await migrate.upgrade(engine, "0002_duels_rate_limits")
+        async with engine.begin() as conn:
+            await conn.execute(text(
+                "INSERT INTO guilds (id, name, default_strength, settings, created_at, "
+                "updated_at) VALUES (7, 'Family', 1.5, '{\"gallery\": true}', "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+            await conn.execute(text(
+                "INSERT INTO pages (sha256, guild_id, source, size_bytes, created_at) "
+                "VALUES ('ab', 7, 'cli', 1, CURRENT_TIMESTAMP)"))
+        await migrate.upgrade(engine, "head")
+        async with engine.connect() as conn:
+            guild = (await conn.execute(text("SELECT name, settings FROM guilds"))).one()
+            pages = (await conn.execute(text("SELECT guild_id FROM pages"))).all()
+            columns = await conn.run_sync(
+                lambda c: {col["name"] for col in inspect(c).get_columns("guilds")})
+        settings = guild[1] if isinstance(guild[1], dict) else json.loads(guild[1])
+        assert guild[0] == "Family" and settings == {"gallery": True}
+        assert pages == [(7,)]
+        assert not columns & {"default_strength", "default_fill", "default_members"}
+    finally:
+        await engine.dispose()
 
 
 async def test_upgrades_at_once_in_two_processes_and_in_one(backend: Backend) -> None:

@@ -22,7 +22,6 @@ async def test_ensure_guild_creates_once_and_keeps_the_name_fresh(db: Database) 
     again = await db.ensure_guild(GUILD, "Family room")
     assert first.id == again.id == GUILD
     assert again.name == "Family room"
-    assert again.default_strength == 1.0
     assert again.created_at.tzinfo is not None
 
 

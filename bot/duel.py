@@ -60,7 +60,7 @@ class DuelGone(UserError):
                          "so I can't count that vote. Start a new one with `/duel`!")
 
 
-class PageGone(UserError):
+class DuelPageGone(UserError):
     def __init__(self) -> None:
         super().__init__("I don't have that page any more (it may have been forgotten), "
                          "so I can't start a duel with it. Try `/duel` with the picture.")
@@ -237,13 +237,13 @@ async def duel_from_reply(bot: ColorBot, interaction: discord.Interaction,
         try:
             page = await store.get_page(page_id)
         except NotFound:
-            raise PageGone() from None
+            raise DuelPageGone() from None
         a, b = pick_pair(await page_sides(store, page_id))
         try:
             page_png, a_png, b_png = await asyncio.to_thread(
                 lambda: [store.store.get(sha) for sha in (page.sha256, a.sha256, b.sha256)])
         except FileNotFoundError:
-            raise PageGone() from None
+            raise DuelPageGone() from None
         await post_duel(bot, interaction, page_id, page_png, (a, a_png), (b, b_png))
     except Exception as exc:  # noqa: BLE001 - one place reports it (kind text, log)
         await report_interaction_error(interaction, exc)

@@ -219,3 +219,24 @@ async def test_the_duels_board_ranks_head_to_head(world, bot, database):
     assert f"**{duel.b.member}**" in lines[2] and "95%" in lines[2]
     assert f"{duel.a.member} beat {duel.b.member} 3–0" in board.content
     assert [f.filename for f in board.files] == ["duels.png"]
+
+
+@E2E
+async def test_the_duel_button_on_a_forgotten_page_and_when_slowed_down(world, bot, database):
+    from bot.ratelimit import RateLimiter
+
+    fake = world.fake
+    interaction = await fake.slash(world.alice, world.general, "colorize",
+                                   {"page": page_file(seed=6)})
+    reply = await answered(fake, interaction)
+    page_id = (await eventually(lambda: database.reply_target(reply.id))).page.id
+    await database.forget_user(world.alice.id)
+    click = await fake.click(world.bob, reply, start_id(page_id))
+    assert "don't have that page any more" in (await answered(fake, click)).content
+
+    bot.rate_limiter = RateLimiter(1, 3600)
+    await bot.rate_limiter.hit(world.carol.id)
+    slowed = await fake.click(world.carol, reply, start_id(page_id))
+    kind, data = await clicked(fake, slowed)
+    assert kind == CHANNEL_MESSAGE and data["flags"] & EPHEMERAL
+    assert "Slow down" in data["content"]

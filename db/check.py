@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, exists, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.core import changed_rows
 from db.models import Coloring, Page, Vote
 from db.types import utcnow
 
@@ -149,9 +150,8 @@ async def check_storage(db: Database, *, repair: bool = False,
                 # Still without colorings now (a coloring may have arrived meanwhile).
                 has_coloring = exists().where(Coloring.page_id == Page.id)
                 has_vote = exists().where(Vote.page_id == Page.id)
-                result = await s.execute(
-                    delete(Page).where(Page.id.in_(ids), ~has_coloring, ~has_vote))
-                return result.rowcount or 0
+                return await changed_rows(
+                    s, delete(Page).where(Page.id.in_(ids), ~has_coloring, ~has_vote))
 
             report.removed_pages = await db.run(drop)
 

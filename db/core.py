@@ -16,9 +16,9 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import CursorResult, Delete, Update, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -68,17 +68,28 @@ def _is_transient(exc: BaseException) -> bool:
 Insert = postgresql.Insert | sqlite.Insert
 
 
+def dialect_name(session: AsyncSession) -> str:
+    """"sqlite" or "postgresql"."""
+    return session.get_bind().dialect.name
+
+
 def dialect_insert(session: AsyncSession, model: type[Base]) -> Insert:
     """The session's dialect's INSERT (both offer on_conflict_do_nothing / _do_update)."""
-    if session.bind.dialect.name == "postgresql":
+    if dialect_name(session) == "postgresql":
         return postgresql.insert(model)
     return sqlite.insert(model)
+
+
+async def changed_rows(session: AsyncSession, statement: Update | Delete) -> int:
+    """Run an UPDATE or DELETE; how many rows it changed."""
+    result = cast("CursorResult[Any]", await session.execute(statement))
+    return result.rowcount or 0
 
 
 async def advisory_lock(s: AsyncSession, namespace: int, key: str) -> None:
     """Serialize transactions that name the same (namespace, key) on PostgreSQL, until
     the transaction ends; SQLite already runs one writer at a time (BEGIN IMMEDIATE)."""
-    if s.bind.dialect.name != "postgresql":
+    if dialect_name(s) != "postgresql":
         return
     digest = hashlib.blake2b(key.encode(), digest_size=4).digest()
     await s.execute(

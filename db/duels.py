@@ -22,6 +22,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from db.core import changed_rows
 from db.errors import NotFound
 from db.models import DUEL_CHOICES, Coloring, Duel, DuelVote, MemberVersion
 from db.types import utcnow
@@ -182,8 +183,7 @@ async def set_duel_message(
         values: dict[str, int] = {"message_id": message_id}
         if channel_id is not None:
             values["channel_id"] = channel_id
-        result = await s.execute(update(Duel).where(Duel.id == duel_id).values(**values))
-        if result.rowcount == 0:
+        if await changed_rows(s, update(Duel).where(Duel.id == duel_id).values(**values)) == 0:
             raise NotFound(f"no duel {duel_id}")
 
     await db.run(tx)
@@ -279,7 +279,7 @@ async def duel_pairs(db: Database, guild_id: int | None = None) -> list[DuelPair
             query = query.where(Duel.guild_id == guild_id)
         return [
             DuelPair(vote.id, vote.duel_id, vote.user_id, guild, page, ma, vera, mb, verb,
-                     vote.choice, vote.voted_at)
+                     _check_choice(vote.choice), vote.voted_at)
             for vote, guild, page, ma, vera, mb, verb in (await s.execute(query))
         ]
 
@@ -290,7 +290,6 @@ async def forget_duel_votes(db: Database, user_id: int) -> int:
     """Delete every duel vote of `user_id` (part of `/forget`); returns how many."""
 
     async def tx(s: AsyncSession) -> int:
-        result = await s.execute(delete(DuelVote).where(DuelVote.user_id == user_id))
-        return result.rowcount or 0
+        return await changed_rows(s, delete(DuelVote).where(DuelVote.user_id == user_id))
 
     return await db.run(tx)

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from sqlalchemy import delete, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.core import DatabaseCore
+from db.core import DatabaseCore, changed_rows
 from db.models import Coloring, Page, Vote
 from db.results import ForgetResult
 
@@ -32,15 +32,13 @@ class ForgetQueries(DatabaseCore):
                     await s.execute(select(Coloring.sha256).where(Coloring.page_id.in_(own_pages)))
                 ).scalars()
             )
-            votes = (
-                await s.execute(
-                    delete(Vote).where(or_(Vote.user_id == user_id, Vote.page_id.in_(own_pages)))
-                )
-            ).rowcount
-            colorings = (
-                await s.execute(delete(Coloring).where(Coloring.page_id.in_(own_pages)))
-            ).rowcount
-            pages = (await s.execute(delete(Page).where(Page.author_id == user_id))).rowcount
+            votes = await changed_rows(
+                s, delete(Vote).where(or_(Vote.user_id == user_id, Vote.page_id.in_(own_pages)))
+            )
+            colorings = await changed_rows(
+                s, delete(Coloring).where(Coloring.page_id.in_(own_pages))
+            )
+            pages = await changed_rows(s, delete(Page).where(Page.author_id == user_id))
             return ForgetResult(pages, colorings, votes, 0), shas
 
         result, candidates = await self.run(tx)

@@ -11,7 +11,7 @@ import asyncio
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
 
 from db.engine import MIGRATION, WRITE, create_engine
+
+T = TypeVar("T")
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
@@ -45,8 +47,8 @@ def head_revision() -> str:
 
 
 async def _with_connection(
-    target: AsyncEngine | str, fn: Callable[[Connection], Any], migration: bool = True
-) -> Any:
+    target: AsyncEngine | str, fn: Callable[[Connection], T], migration: bool = True
+) -> T:
     """Run `fn` on one connection in one transaction, committed at the end.
 
     A migration on SQLite gets a connection of its own (not pooled: it runs with

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.core import advisory_lock
+from db.core import advisory_lock, changed_rows
 from db.models import RateLimitHit
 
 if TYPE_CHECKING:
@@ -72,10 +72,9 @@ async def prune(db: Database, scope: str, window: float, *, now: float | None = 
 
     async def tx(s: AsyncSession) -> int:
         cutoff = (time.time() if now is None else now) - window
-        result = await s.execute(
-            delete(RateLimitHit).where(RateLimitHit.scope == scope, RateLimitHit.at <= cutoff)
+        return await changed_rows(
+            s, delete(RateLimitHit).where(RateLimitHit.scope == scope, RateLimitHit.at <= cutoff)
         )
-        return result.rowcount or 0
 
     return await db.run(tx)
 

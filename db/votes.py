@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.core import DatabaseCore, advisory_lock
+from db.core import DatabaseCore, advisory_lock, changed_rows
 from db.models import Coloring, MemberVersion, Page, Vote
 from db.pages import normalize_emoji
 from db.results import ColoringRef, VotedPage, VoteExportRow, VoteResult
@@ -123,7 +123,8 @@ class VoteQueries(DatabaseCore):
                 return False
             coloring_id, page_id = target
             await self._lock_user_page(s, user_id, page_id)
-            result = await s.execute(
+            ended = await changed_rows(
+                s,
                 update(Vote)
                 .where(
                     Vote.user_id == user_id,
@@ -131,9 +132,9 @@ class VoteQueries(DatabaseCore):
                     Vote.coloring_id == coloring_id,
                     Vote.removed_at.is_(None),
                 )
-                .values(removed_at=at or utcnow())
+                .values(removed_at=at or utcnow()),
             )
-            return bool(result.rowcount)
+            return ended > 0
 
         return await self.run(tx)
 
@@ -167,15 +168,15 @@ class VoteQueries(DatabaseCore):
                     Page.guild_id,
                     Page.channel_id,
                     Coloring.message_id,
-                    Page.id,
-                    Page.sha256,
-                    Page.message_id,
+                    Page.id.label("page_id"),
+                    Page.sha256.label("page_sha256"),
+                    Page.message_id.label("page_message_id"),
                     Vote.user_id,
                     MemberVersion.member,
-                    MemberVersion.version,
+                    MemberVersion.version.label("member_version"),
                     Coloring.emoji,
-                    Coloring.id,
-                    Vote.added_at,
+                    Coloring.id.label("coloring_id"),
+                    Vote.added_at.label("voted_at"),
                 )
                 .select_from(Vote)
                 .join(Page, Page.id == Vote.page_id)
@@ -186,7 +187,7 @@ class VoteQueries(DatabaseCore):
             )
             if guild_id is not None:
                 stmt = stmt.where(Page.guild_id == guild_id)
-            return [VoteExportRow(*row) for row in await s.execute(stmt)]
+            return [VoteExportRow(**row._mapping) for row in await s.execute(stmt)]
 
         return await self.run(tx, write=False)
 

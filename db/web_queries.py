@@ -144,6 +144,7 @@ async def gallery_pages(
             GalleryPage(p.id, guilds[p.guild_id], p.created_at, p.kind, p.width, p.height,
                         colorings.get(p.id, []))
             for p in pages
+            if p.guild_id is not None  # always: only shown servers' pages were read
         ]
 
     return await db.run(tx, write=False)

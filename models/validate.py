@@ -16,8 +16,9 @@ import torch
 from PIL import Image, ImageDraw
 from safetensors import safe_open
 
-from models.family import Family, FamilyMember, build_network
+from models.family import Family, build_network
 from models.pipeline import Colorizer, MemberPrediction
+from models.registry import FamilyMember
 
 PROBE_SIZE = (160, 120)  # (width, height) of each probe page
 # The prediction's spread over all probe pixels (network scale, per channel) below

@@ -32,10 +32,12 @@ def register_vote_commands(subparsers: Any) -> None:
     from colorbot.clihelp import DefaultsHelpFormatter as fmt
 
     p = subparsers.add_parser(
-        "leaderboard", help="rank the family by votes (Bradley–Terry)", formatter_class=fmt,
-        description="Rank the members by the votes: a Bradley–Terry rating from 'the favourite "
-        "beats each other coloring of the page' pairs, with bootstrap 95% intervals. Members "
-        "whose intervals overlap share a rank.",
+        "leaderboard", help="rank the family by votes (favourite share)", formatter_class=fmt,
+        description="Rank the members by the votes: each member's favourite share, the share "
+        "of votes its coloring would get as the favourite if every member's coloring were "
+        "shown (a favourite-choice model fitted to the colorings each vote saw), with "
+        "bootstrap 95% intervals. Members whose intervals overlap share a rank. --judge "
+        "gives the judge's head-to-head board instead (Elo scale).",
     )
     p.add_argument("--guild", type=int, default=None, help="one guild's votes (default: all)")
     p.add_argument("--json", action="store_true", help="print JSON rows (default: a table)")
@@ -164,7 +166,12 @@ async def _open_db(settings: Any) -> Any:
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
-    from training.leaderboard import chart_png, format_table, leaderboard, leaderboard_rows
+    from training.leaderboard import (
+        chart_png,
+        format_table,
+        head_to_head_leaderboard,
+        leaderboard_rows,
+    )
 
     settings = _settings()
     judge_dir = Path(settings.data_dir) / "judge"
@@ -185,7 +192,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
             prefs = await load_judged_preferences(
                 db, load_judge(judge_dir), args.guild, by_version=args.by_version
             )
-            return await asyncio.to_thread(leaderboard, prefs, rounds=args.rounds)
+            return await asyncio.to_thread(head_to_head_leaderboard, prefs, rounds=args.rounds)
         finally:
             await db.close()
 

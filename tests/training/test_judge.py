@@ -126,7 +126,7 @@ def test_judged_pairs_compare_the_colorings_votes_never_compare():
     from PIL import Image
 
     from training.judge import judged_preferences
-    from training.leaderboard import leaderboard
+    from training.leaderboard import head_to_head_leaderboard, leaderboard
     from training.votes import preferences_from_voted_pages
 
     rows, utility = _voted_rows()
@@ -141,6 +141,6 @@ def test_judged_pairs_compare_the_colorings_votes_never_compare():
     judged = judged_preferences(rows, image_of, lambda _page, cols: [c.info["u"] for c in cols])
     assert judged.pages == 10 and len(judged.pairs) == 10 * 6  # every two of four, per page
     assert {p.group for p in judged.pairs} == set(range(10))  # bootstrap resamples pages
-    by_judge = [r.member for r in leaderboard(judged, rounds=20)]
+    by_judge = [r.member for r in head_to_head_leaderboard(judged, rounds=20)]
     # steady beats swingy head to head on 7 of 10 pages (mean utility 1.85 vs 0.9)
     assert by_judge[:2] == ["top", "steady"]

@@ -1,4 +1,5 @@
-"""Bradley–Terry fit, bootstrap intervals, the table and the chart (numpy only)."""
+"""Favourite-choice and Bradley–Terry fits, bootstrap intervals, the table and the chart
+(numpy only)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,14 @@ from PIL import Image
 
 from training.leaderboard import (
     ELO_SCALE,
+    FAVOURITE_SHARE,
     bootstrap_bradley_terry,
     chart_png,
+    favourite_share,
     fit_bradley_terry,
+    fit_favourite_choice,
     format_table,
+    head_to_head_leaderboard,
     leaderboard,
 )
 from training.votes import Preference
@@ -72,9 +77,10 @@ def _prefs_from(theta: dict[str, float], n_votes: int, seed: int = 0) -> list[Pr
     return out
 
 
-def test_leaderboard_rows_ranked_with_intervals_and_shared_ranks():
+def test_head_to_head_rows_ranked_with_intervals_and_shared_ranks():
     theta = {"artworks": 1.0, "openmoji": 0.5, "fluent": 0.45, "clipart": -1.0}
-    rows = leaderboard(_prefs_from(theta, 800), rounds=60, emojis={"artworks": "🎨"})
+    rows = head_to_head_leaderboard(_prefs_from(theta, 800), rounds=60,
+                                    emojis={"artworks": "🎨"})
     assert [r.member for r in rows][0] == "artworks" and rows[-1].member == "clipart"
     assert rows[0].emoji == "🎨" and rows[0].rank == 1
     for r in rows:
@@ -88,6 +94,62 @@ def test_leaderboard_rows_ranked_with_intervals_and_shared_ranks():
     assert abs((rows[0].rating - rows[-1].rating) / ELO_SCALE - 2.0) < 0.4
     text = format_table(rows)
     assert "artworks" in text.splitlines()[1]
+
+
+def _votes_on_subsets(theta: np.ndarray, n_votes: int, seed: int = 0):
+    """Favourite votes where each reply shows a random 2..n of the players."""
+    rng = np.random.default_rng(seed)
+    n = len(theta)
+    shown = np.zeros((n_votes, n), dtype=bool)
+    chosen = np.zeros(n_votes, dtype=int)
+    for v in range(n_votes):
+        k = rng.integers(2, n + 1)
+        s = rng.choice(n, size=k, replace=False)
+        shown[v, s] = True
+        p = np.exp(theta[s]) / np.exp(theta[s]).sum()
+        chosen[v] = s[rng.choice(k, p=p)]
+    return chosen, shown
+
+
+def test_favourite_choice_recovers_strengths_from_votes_on_different_shown_sets():
+    theta = np.array([1.0, 0.2, -0.3, -0.9])
+    chosen, shown = _votes_on_subsets(theta, 5000)
+    fit = fit_favourite_choice(chosen, shown)
+    assert list(np.argsort(-fit)) == [0, 1, 2, 3]
+    assert np.max(np.abs(fit - (theta - theta.mean()))) < 0.12
+    share = favourite_share(fit)
+    assert abs(share.sum() - 100.0) < 1e-9
+    assert np.max(np.abs(share - favourite_share(theta))) < 2.5  # percent
+
+
+def test_favourite_share_board_counts_picks_among_the_colorings_shown():
+    theta = {"artworks": 1.0, "openmoji": 0.5, "fluent": 0.45, "clipart": -1.0}
+    rows = leaderboard(_prefs_from(theta, 800), rounds=60, emojis={"artworks": "🎨"})
+    assert [r.member for r in rows][0] == "artworks" and rows[-1].member == "clipart"
+    assert all(r.unit == FAVOURITE_SHARE for r in rows)
+    assert abs(sum(r.rating for r in rows) - 100.0) < 1e-6  # shares, in percent
+    truth = dict(zip(theta, favourite_share(np.array(list(theta.values()))), strict=True))
+    for r in rows:
+        assert r.lower <= r.rating <= r.upper
+        assert r.lower - 1 <= truth[r.member] <= r.upper + 1
+        assert r.games == 800  # every vote showed every member
+    assert sum(r.wins for r in rows) == 800
+    assert {r.member: r.rank for r in rows}["fluent"] == 2  # overlaps openmoji
+    assert "% favourite share" in rows[0].detail and "picked in" in rows[0].detail
+    assert "favourite share: the share of votes" in format_table(rows)
+
+
+def test_favourite_share_is_not_head_to_head():
+    # "swingy" is the favourite on a third of the pages and last elsewhere; "steady" is
+    # everybody's second choice and nobody's favourite. Favourite share ranks swingy
+    # above steady; head to head (all pairs known) would say the opposite.
+    prefs = []
+    for v in range(300):
+        favourite = "top" if v % 3 else "swingy"
+        others = [m for m in ("top", "steady", "swingy") if m != favourite]
+        prefs += [Preference(v, favourite, o, 0, 0, group=v) for o in others]
+    order = [r.member for r in leaderboard(prefs, rounds=0)]
+    assert order == ["top", "swingy", "steady"]
 
 
 def test_empty_leaderboard_and_chart():

@@ -29,6 +29,18 @@ class Leaderboard(commands.Cog):
         lines = [f"**Leaderboard** ({source.method})"]
         for rank, row in enumerate(standings, 1):
             lines.append(f"{rank}. {emoji.get(row.member, '')} **{row.member}** - {row.detail}")
+        meaning = getattr(source, "meaning", "")
+        if meaning:
+            lines.append(f"-# {meaning[:1].upper()}{meaning[1:]}.")
+        judge_standings = getattr(source, "judge_standings", None)
+        if judge_standings is not None:
+            judged, about = await judge_standings(interaction.guild_id)
+            if judged:
+                lines.append(f"**The judge's board** ({about})")
+                for rank, row in enumerate(judged, 1):
+                    lines.append(
+                        f"{rank}. {emoji.get(row.member, '')} **{row.member}** - {row.detail}"
+                    )
         # Drawing is quick, but it is Pillow work: keep it off the event loop.
         chart = await asyncio.to_thread(source.chart_png, standings)
         files = [discord.File(io.BytesIO(chart), filename="leaderboard.png")] if chart else []

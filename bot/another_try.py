@@ -109,9 +109,11 @@ async def another_try(bot: ColorBot, interaction: discord.Interaction, page_id: 
             shown_on=interaction.message.id if interaction.message else None,
             filesize_limit=limit, seed=seed,
         )
+        from bot.duel import reply_view  # bot.duel builds on this module's button
+
         message = await interaction.followup.send(
             colored.content, files=discord_files(colored.files),
-            view=another_try_view(colored.page_id), wait=True,
+            view=reply_view(colored.page_id, len(colored.colorings)), wait=True,
         )
         await finish_reply(bot, colored, message.channel.id, message.id)
         log.info("another try of page %s (seed %s) by %s in %.0f ms", page_id,

@@ -14,7 +14,6 @@ import logging
 import discord
 from discord.ext import commands
 
-from bot.another_try import another_try_view
 from bot.app import ColorBot
 from bot.coloring import (
     Page,
@@ -25,6 +24,7 @@ from bot.coloring import (
     looks_like_image,
     read_attachment,
 )
+from bot.duel import reply_view
 from bot.errors import GENERIC_MESSAGE, user_message
 
 log = logging.getLogger(__name__)
@@ -96,9 +96,9 @@ class Pages(commands.Cog):
                     filesize_limit=message.guild.filesize_limit,  # type: ignore[union-attr]
                 )
                 content = "\n".join([colored.content, *notes])
+                view = reply_view(colored.page_id, len(colored.colorings))
                 reply = await message.reply(content, files=discord_files(colored.files),
-                                            view=another_try_view(colored.page_id),
-                                            mention_author=False)
+                                            view=view, mention_author=False)
             await finish_reply(self.bot, colored, reply.channel.id, reply.id)
             log.info("page %s in %s colored in %.0f ms", attachment.filename, message.channel.id,
                      colored.ms)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import discord
 import yarl
@@ -22,6 +23,11 @@ from bot.attachments import AttachmentFetcher
 from bot.errors import GENERIC_MESSAGE, user_message
 from bot.ratelimit import Limiter, RateLimiter, SharedRateLimiter
 from colorbot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.leaderboard import LeaderboardSource
+    from bot.worker_client import Worker
+    from db import Database
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +99,9 @@ class ColorBot(commands.AutoShardedBot):
         self,
         settings: Settings,
         *,
-        worker: Any = None,  # bot.worker_client.Worker
-        store: Any = None,  # db.Database
-        leaderboard: Any = None,
+        worker: Worker | None = None,
+        store: Database | None = None,
+        leaderboard: LeaderboardSource | None = None,
         **options: Any,
     ) -> None:
         configure_endpoints(settings)
@@ -106,9 +112,10 @@ class ColorBot(commands.AutoShardedBot):
         options.setdefault("allowed_mentions", discord.AllowedMentions.none())
         super().__init__(command_prefix=commands.when_mentioned, **options)
         self.settings = settings
-        self.worker = worker
-        self.store = store
-        self.leaderboard = leaderboard
+        # None until setup_hook opens them, which happens before any cog runs.
+        self.worker = cast("Worker", worker)
+        self.store = cast("Database", store)
+        self.leaderboard = cast("LeaderboardSource", leaderboard)
         # In this process's memory until setup_hook has the database; then in the
         # database, shared by every bot process using it.
         self.rate_limiter: Limiter = RateLimiter(settings.rate_limit_pages,
@@ -117,7 +124,7 @@ class ColorBot(commands.AutoShardedBot):
         self.family_members: list[dict[str, Any]] = []
         self._owns_worker = worker is None
         self._owns_store = store is None
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def launch_shards(self) -> None:
         # Production may override the gateway URL (a gateway proxy); Discord's
@@ -214,7 +221,7 @@ class ColorBot(commands.AutoShardedBot):
             min_age = DEFAULT_MIN_AGE_S
             await asyncio.sleep(every_s)
 
-    def _background(self, coro: Any) -> None:
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -53,8 +53,8 @@ def user_message(exc: BaseException) -> str:
     """The sentence to show a user for `exc`; unknown errors get a generic apology."""
     # Unwrap discord.py's wrappers (CommandInvokeError, TransformerError ...).
     seen = 0
-    while getattr(exc, "original", None) is not None and seen < 5:
-        exc = exc.original  # type: ignore[assignment]
+    while isinstance(original := getattr(exc, "original", None), BaseException) and seen < 5:
+        exc = original
         seen += 1
     if isinstance(exc, UserError):
         return str(exc)

@@ -15,7 +15,7 @@ from models.sheet import contact_sheet
 
 def _open(data: bytes, fit: tuple[int, int] | None = None) -> Image.Image:
     """An RGB picture; with `fit`, no bigger than that (JPEGs decode at a reduced scale)."""
-    image = Image.open(io.BytesIO(data))
+    image: Image.Image = Image.open(io.BytesIO(data))
     if fit is not None:
         image.draft("RGB", fit)
     image.load()

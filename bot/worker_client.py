@@ -36,6 +36,7 @@ import aiohttp
 
 if TYPE_CHECKING:
     from colorbot.settings import Settings
+    from models.worker.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -367,14 +368,14 @@ class InProcessWorker:
         # this many pixels at most (None: the worker's default).
         self.max_page_pixels = max_page_pixels
         self._backend = backend  # tests: a fake colorizing core
-        self._engine: Any = None
+        self._engine: Engine | None = None
         self._starting: asyncio.Lock | None = None
 
     async def start(self) -> None:
         """Load the family now rather than on the first page."""
         await self._get_engine()
 
-    async def _get_engine(self) -> Any:
+    async def _get_engine(self) -> Engine:
         if self._engine is not None:
             return self._engine
         if self._starting is None:
@@ -386,7 +387,9 @@ class InProcessWorker:
                 from models.worker.settings import WorkerSettings
 
                 batch, wait, queue = self._limits
-                budget = {"max_page_pixels": self.max_page_pixels} if self.max_page_pixels else {}
+                budget: dict[str, Any] = (
+                    {"max_page_pixels": self.max_page_pixels} if self.max_page_pixels else {}
+                )
                 settings = WorkerSettings(
                     family_path=self.family_path, device=self.device, max_batch_size=batch,
                     max_wait_ms=wait, max_queue_size=queue, reload_poll_s=0, **budget,

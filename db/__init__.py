@@ -27,7 +27,7 @@ Pages and colorings (db/pages.py; images are stored for you)
     record_page(image_bytes, guild_id=, channel_id=, message_id=, author_id=,
                 source="discord", filename=, kind=, width=, height=) -> RecordedPage
         (.page, .created); the same image in the same message is one page
-    get_page(page_id) -> Page
+    get_page(page_id) -> Page; pages(guild_id=None) -> list[Page], oldest first
     record_colorings(page_id, [NewColoring(member, version, emoji, png_bytes,
                      parameters, duration_ms, timings)], message_id=) -> list[Coloring]
         message_id: the reply showing them; reactions on it vote for them

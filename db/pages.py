@@ -84,6 +84,17 @@ class PageQueries(DatabaseCore):
 
         return await self.run(tx, write=False)
 
+    async def pages(self, guild_id: int | None = None) -> list[Page]:
+        """All pages (of one guild), oldest first."""
+
+        async def tx(s: AsyncSession) -> list[Page]:
+            stmt = select(Page).order_by(Page.id)
+            if guild_id is not None:
+                stmt = stmt.where(Page.guild_id == guild_id)
+            return list((await s.execute(stmt)).scalars())
+
+        return await self.run(tx, write=False)
+
     async def record_colorings(
         self,
         page_id: int,

@@ -19,8 +19,9 @@ FULL_SIZE = 1600  # the "open" view: large pages are scaled down to this long si
 
 def thumbnail_webp(data: bytes, size: int = THUMB_SIZE, quality: int = 78) -> bytes:
     """A WebP of the picture scaled to `size` on its long side (never enlarged)."""
-    with Image.open(io.BytesIO(data)) as img:
-        img = img.convert("RGBA") if img.mode in ("RGBA", "LA", "P") else img.convert("RGB")
+    with Image.open(io.BytesIO(data)) as opened:
+        rgba = opened.mode in ("RGBA", "LA", "P")
+        img = opened.convert("RGBA") if rgba else opened.convert("RGB")
         if img.mode == "RGBA":  # pages are drawn on white paper
             paper = Image.new("RGB", img.size, "white")
             paper.paste(img, mask=img.getchannel("A"))

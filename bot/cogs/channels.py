@@ -22,8 +22,7 @@ class ChannelCommands(commands.GroupCog, group_name="channel"):
     @app_commands.checks.has_permissions(manage_channels=True)
     async def enable(self, interaction: discord.Interaction) -> None:
         """Color every picture posted in this channel."""
-        await self.bot.store.set_channel_enabled(interaction.guild_id, interaction.channel_id,
-                                                 True, changed_by=interaction.user.id)
+        await self._set(interaction, True)
         await interaction.response.send_message(
             "Pages posted here will now be colored by the family. 🎨")
 
@@ -31,10 +30,16 @@ class ChannelCommands(commands.GroupCog, group_name="channel"):
     @app_commands.checks.has_permissions(manage_channels=True)
     async def disable(self, interaction: discord.Interaction) -> None:
         """Stop coloring pictures posted in this channel."""
-        await self.bot.store.set_channel_enabled(interaction.guild_id, interaction.channel_id,
-                                                 False, changed_by=interaction.user.id)
+        await self._set(interaction, False)
         await interaction.response.send_message(
             "I won't color pages posted here any more. `/colorize` still works.")
+
+
+    async def _set(self, interaction: discord.Interaction, enabled: bool) -> None:
+        # A guild_only group: Discord sends these from a server channel only.
+        assert interaction.guild_id is not None and interaction.channel_id is not None
+        await self.bot.store.set_channel_enabled(interaction.guild_id, interaction.channel_id,
+                                                 enabled, changed_by=interaction.user.id)
 
 
 async def setup(bot: ColorBot) -> None:

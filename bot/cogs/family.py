@@ -56,7 +56,7 @@ class Family(commands.Cog):
             return
         text = "**The family**\n" + "\n".join(describe(m) for m in members)
         pictures = growing_up_pictures(self.bot.settings.family_path)
-        files = []
+        files: list[discord.File] = []
         limit = interaction.guild.filesize_limit if interaction.guild else 10 * 1024 * 1024
         total = 0
         for member in members:

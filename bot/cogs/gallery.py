@@ -24,8 +24,8 @@ class GalleryCommands(commands.GroupCog, group_name="gallery"):
     @app_commands.checks.has_permissions(manage_guild=True)
     async def enable(self, interaction: discord.Interaction) -> None:
         """Show this server's pages, their colorings and votes in the public web gallery."""
-        name = interaction.guild.name if interaction.guild else None
-        await set_gallery(self.bot.store, interaction.guild_id, True, name=name)
+        assert interaction.guild is not None  # a guild_only group
+        await set_gallery(self.bot.store, interaction.guild.id, True, name=interaction.guild.name)
         await interaction.response.send_message(
             "This server's pages, their colorings and vote counts now show in the public web "
             "gallery (never who posted or voted). Anyone can take their own pages out with "
@@ -35,6 +35,7 @@ class GalleryCommands(commands.GroupCog, group_name="gallery"):
     @app_commands.checks.has_permissions(manage_guild=True)
     async def disable(self, interaction: discord.Interaction) -> None:
         """Hide this server's pages from the public web gallery."""
+        assert interaction.guild_id is not None  # a guild_only group
         await set_gallery(self.bot.store, interaction.guild_id, False)
         await interaction.response.send_message(
             "This server's pages are no longer shown in the public web gallery.")

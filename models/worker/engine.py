@@ -23,11 +23,16 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from models.worker.batcher import BatchConfig, Batcher, BatchFailed, MemberOutput, QueueFull
 from models.worker.metrics import WorkerMetrics
 from models.worker.settings import WorkerSettings
+
+if TYPE_CHECKING:  # the engine itself never imports torch or the pipeline
+    from PIL import Image
+
+    from models.pipeline import ColorizeOptions, Colorizer, PreparedPage
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +70,7 @@ class Unavailable(ColorizeError):
 class LoadedFamily:
     """A Colorizer and what the outside world may know about its members."""
 
-    colorizer: Any
+    colorizer: Colorizer
     members: list[dict[str, Any]]  # name, emoji, version, description, kind, ...
     manifest: Path | None = None  # watched for promotions
     # Members of the manifest that could not be loaded (name -> a reason safe to show);
@@ -83,21 +88,24 @@ class LoadedFamily:
 class Backend(Protocol):
     """What the engine needs from the colorizing core; tests substitute a fake."""
 
-    page_errors: tuple[type[Exception], ...]
+    @property
+    def page_errors(self) -> tuple[type[Exception], ...]:
+        """What `load_page` raises for a picture that is not a page (safe to show)."""
+        ...
 
     def load(self, family_path: str | None, device: str) -> LoadedFamily: ...
 
     def options(self, strength: float, fill: bool | None, kind: str,
-                seed: int | None = None) -> Any: ...
+                seed: int | None = None) -> ColorizeOptions: ...
 
-    def load_page(self, data: bytes) -> Any: ...
+    def load_page(self, data: bytes) -> Image.Image: ...
 
-    def predict(self, colorizer: Any, name: str, pages: list[Any]) -> list[Any]:
+    def predict(self, colorizer: Colorizer, name: str, pages: list[PreparedPage]) -> list[Any]:
         """One batched network call (the batch thread); one raw output per page."""
         ...
 
-    def finish(self, colorizer: Any, page: Any, output: Any) -> Any:
-        """A page's raw output -> its coloring (PIL.Image); the compose threads, per page."""
+    def finish(self, colorizer: Colorizer, page: PreparedPage, output: Any) -> Image.Image:
+        """A page's raw output -> its coloring; the compose threads, per page."""
         ...
 
 
@@ -161,8 +169,9 @@ class PipelineBackend:
     def load(self, family_path: str | None, device: str) -> LoadedFamily:
         from PIL import Image
 
-        from models.family import MANIFEST_NAME, Family
+        from models.family import Family
         from models.pipeline import ColorizeOptions, Colorizer
+        from models.registry import MANIFEST_NAME
 
         family = Family.load(family_path or None)
         colorizer = Colorizer(family, device=device)
@@ -171,19 +180,19 @@ class PipelineBackend:
             colorizer, [member_info(m) for m in family.members], family.root / MANIFEST_NAME
         )
 
-    def check_member(self, colorizer: Any, name: str) -> None:
+    def check_member(self, colorizer: Colorizer, name: str) -> None:
         """Load the member's weights and run a tiny page through it now: a broken member
         is found at load time, and the first real batch does not pay for loading."""
         [output] = self.predict(colorizer, name, [self._blank])
         self.finish(colorizer, self._blank, output)
 
     def options(self, strength: float, fill: bool | None, kind: str,
-                seed: int | None = None) -> Any:
+                seed: int | None = None) -> ColorizeOptions:
         from models.pipeline import ColorizeOptions
 
         return ColorizeOptions(strength=strength, fill=fill, kind=kind, seed=seed)
 
-    def load_page(self, data: bytes) -> Any:
+    def load_page(self, data: bytes) -> Image.Image:
         from models.images import load_page
 
         return load_page(data)
@@ -194,7 +203,7 @@ class PipelineBackend:
     # each other and with the next batch's network call. A Colorizer without that split
     # gets `run_member` in the batch thread.
 
-    def predict(self, colorizer: Any, name: str, pages: list[Any]) -> list[Any]:
+    def predict(self, colorizer: Colorizer, name: str, pages: list[PreparedPage]) -> list[Any]:
         import torch
 
         with torch.inference_mode():
@@ -202,9 +211,9 @@ class PipelineBackend:
                 return colorizer.predict(colorizer.family.get(name), pages)
             return colorizer.run_member(name, pages)
 
-    def finish(self, colorizer: Any, page: Any, output: Any) -> Any:
+    def finish(self, colorizer: Colorizer, page: PreparedPage, output: Any) -> Image.Image:
         if not (hasattr(colorizer, "predict") and hasattr(colorizer, "composite")):
-            return output  # run_member composited already
+            return cast("Image.Image", output)  # run_member composited already
         import torch
 
         with torch.inference_mode():
@@ -644,7 +653,7 @@ class Engine:
             raise BadRequest(str(exc)) from exc
         return max(1, min(width * height, self.settings.max_page_pixels))
 
-    def _prepare(self, colorizer: Any, data: bytes, strength: float, fill: bool | None,
+    def _prepare(self, colorizer: Colorizer, data: bytes, strength: float, fill: bool | None,
                  kind: str, seed: int | None = None) -> tuple[Any, dict[str, Any]]:
         """Load and analyse the page once; every member of the request shares it. Thread.
 
@@ -673,7 +682,7 @@ class Engine:
             info.update(describe())
         return page, info
 
-    def _finish(self, colorizer: Any, page: Any, output: Any) -> bytes:
+    def _finish(self, colorizer: Colorizer, page: PreparedPage, output: Any) -> bytes:
         """Composite one member's output at page size and encode it. Compose thread."""
         return encode_png(self.backend.finish(colorizer, page, output))
 

@@ -7,7 +7,7 @@ import hashlib
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import Coloring, Page, Vote
+from db.models import Coloring, Vote
 from db.repo import Database
 from db.results import NewColoring
 
@@ -69,13 +69,6 @@ async def colorings_of(db: Database, page_id: int) -> list[Coloring]:
     async def tx(s: AsyncSession) -> list[Coloring]:
         query = select(Coloring).where(Coloring.page_id == page_id).order_by(Coloring.id)
         return list((await s.execute(query)).scalars())
-
-    return await db.run(tx, write=False)
-
-
-async def page_ids(db: Database) -> list[int]:
-    async def tx(s: AsyncSession) -> list[int]:
-        return list((await s.execute(select(Page.id).order_by(Page.id))).scalars())
 
     return await db.run(tx, write=False)
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from db import Conflict, Database, NewColoring, NotFound
 from db.models import Vote
-from tests.db.helpers import FAMILY, colorings_of, page_ids, png, posted_page, vote_history
+from tests.db.helpers import FAMILY, colorings_of, png, posted_page, vote_history
 
 GUILD = 1001
 
@@ -250,7 +250,7 @@ async def test_forget_user_deletes_their_pages_votes_and_unshared_files(db: Data
     result = await db.forget_user(1)
 
     assert (result.pages, result.colorings, result.votes) == (2, 8, 3)
-    assert await page_ids(db) == [theirs]
+    assert [p.id for p in await db.pages()] == [theirs]
     assert [(v.user_id, v.page_id) for v in await db.live_votes()] == [(3, theirs)]
     assert db.store is not None
     assert db.store.exists((await db.get_page(theirs)).sha256)  # still used by page 2

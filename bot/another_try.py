@@ -35,7 +35,7 @@ from bot.coloring import (
     finish_reply,
 )
 from bot.errors import SlowDown, UserError
-from models.worker.engine import SEED_LIMIT
+from models.options import SEED_LIMIT
 
 if TYPE_CHECKING:
     from bot.app import ColorBot

@@ -33,10 +33,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from db.base import Base
 from db.types import BigIntId, UTCDateTime, utcnow
 
-# Page kinds as the colorizing core names them.
-PAGE_KINDS = ("lineart", "photo")
-# Where a page or vote came from.
-SOURCES = ("discord", "slash", "cli", "simulated")
 RUN_STATUSES = ("running", "done", "failed")
 
 

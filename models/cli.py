@@ -12,6 +12,8 @@ import logging
 import sys
 from pathlib import Path
 
+from models.options import KINDS, MAX_STRENGTH
+
 log = logging.getLogger(__name__)
 
 
@@ -20,8 +22,8 @@ def _strength(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 4.0:
-        raise argparse.ArgumentTypeError("strength must be between 0 and 4")
+    if not 0.0 <= value <= MAX_STRENGTH:
+        raise argparse.ArgumentTypeError(f"strength must be between 0 and {MAX_STRENGTH:g}")
     return value
 
 
@@ -68,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default: flatten on line art, not on photos)",
     )
     p.add_argument(
-        "--kind", choices=("auto", "lineart", "photo"), default="auto",
+        "--kind", choices=KINDS, default="auto",
         help="page kind; auto detects line art vs grayscale photo (default)",
     )
     p.add_argument(

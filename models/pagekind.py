@@ -20,7 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-KINDS = ("lineart", "photo")
+from models.options import PAGE_KINDS
+
+KINDS = PAGE_KINDS  # what detect_page_kind answers
+
 # Analysis runs on at most this many pixels along the long side (strided, not
 # smoothed: smoothing would turn thin lines into the mid-tones we look for).
 _ANALYSIS_SIDE = 512

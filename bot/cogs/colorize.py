@@ -10,7 +10,7 @@ from bot.app import ColorBot
 from bot.coloring import Page, check_rate, color_page, discord_files, finish_reply, read_attachment
 from bot.duel import reply_view
 from bot.errors import UserError
-from models.worker.engine import SEED_LIMIT
+from models.options import SEED_LIMIT
 
 DEFAULT_FILESIZE_LIMIT = 10 * 1024 * 1024
 MIN_STRENGTH, MAX_STRENGTH = 0.5, 2.0

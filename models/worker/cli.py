@@ -79,8 +79,8 @@ def _run_worker(args: argparse.Namespace) -> int:
     import dataclasses
     import sys
 
+    from models.options import resolve_device
     from models.worker.app import run
-    from models.worker.engine import resolve_device
     from models.worker.settings import InsecureSettings
 
     settings = settings_from_args(args)

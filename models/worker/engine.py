@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from models.options import KINDS, MAX_STRENGTH, SEED_LIMIT, resolve_device
 from models.worker.batcher import BatchConfig, Batcher, BatchFailed, MemberOutput, QueueFull
 from models.worker.metrics import WorkerMetrics
 from models.worker.settings import WorkerSettings
@@ -36,10 +37,6 @@ if TYPE_CHECKING:  # the engine itself never imports torch or the pipeline
 
 log = logging.getLogger(__name__)
 
-KINDS = ("auto", "lineart", "photo")
-MAX_STRENGTH = 4.0
-# Seeds are what a 32-bit signed int holds: every client (and database column) can keep one.
-SEED_LIMIT = 2**31
 
 
 class ColorizeError(Exception):
@@ -131,15 +128,6 @@ def check_members(backend: Backend, family: LoadedFamily) -> LoadedFamily:
     if not working:
         raise RuntimeError(f"no member of the family could be loaded: {', '.join(broken)}")
     return LoadedFamily(family.colorizer, working, family.manifest, broken)
-
-
-def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; anything else as given."""
-    if device and device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def member_info(member: Any) -> dict[str, Any]:

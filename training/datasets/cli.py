@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from models.options import PAGE_KINDS
+
 
 def _common(p: argparse.ArgumentParser, *, filter_options: bool = True) -> None:
     p.add_argument("--out", required=True, type=Path, help="dataset folder (created/resumed)")
@@ -30,7 +32,7 @@ def _cache(p: argparse.ArgumentParser) -> None:
 
 
 def _own(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kind", choices=("lineart", "photo"), default="lineart",
+    p.add_argument("--kind", choices=PAGE_KINDS, default="lineart",
                    help="lineart: pages by the coloring-book filter; photo: grayscale L pages")
     p.add_argument("--name", default=None, help="collection name (default: the file/folder name)")
     p.add_argument("--license", default="unknown", help="license recorded for every pair")

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from models.options import PAGE_KINDS
+
 MANIFEST = "manifest.jsonl"
 INFO = "dataset.json"
 SPLITS = ("train", "val", "test")
@@ -138,7 +140,7 @@ class DatasetWriter:
         *,
         info: dict | None = None,
     ) -> None:
-        if kind not in ("lineart", "photo"):
+        if kind not in PAGE_KINDS:
             raise ValueError(f"kind must be lineart or photo, not {kind!r}")
         self.root = Path(root)
         self.collection = collection

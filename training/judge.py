@@ -1,4 +1,18 @@
-"""The judge: a small reward network that scores a (page, coloring) pair.
+"""The judge: a reward model that scores a (page, coloring) pair.
+
+Two judges share the training, saving and scoring code:
+
+- `BackboneJudge` (the default where the family's shared base is at hand) is built on
+  a colorization backbone: the base U-Net, frozen, which already knows which colors
+  suit which shapes. For a coloring it measures how likely the backbone finds the
+  coloring's a/b cells on the page (the exact log-likelihood, softly assigned to the
+  a/b grid so it stays differentiable), how far that is from the backbone's own best
+  cells, and which colors sit on which kinds of pixels (the backbone's per-pixel
+  features times a coarse a/b grid, pooled). A linear head on those, plus the global
+  color statistics, is all the votes have to teach: the taste, not what a frog looks
+  like.
+- `Judge`, a small network from scratch (below), for tastes that need no knowledge of
+  things (warmer, stronger ...) and for families without a base.
 
 Trained on vote pairs with the Bradley–Terry loss: for each pair where people
 preferred coloring w over coloring l of the same page, minimise
@@ -14,11 +28,14 @@ on a few thousand pairs from overfitting. Everything is differentiable in the
 coloring, so fine-tuning can climb the judge's score (`training/retrain.py`).
 
 Inputs are in network scale (`models.colorspace`: L/50 − 1, ab/110) and resized to
-`size`×`size` inside, so any H, W works.
+`size`×`size` inside, so any H, W works. The backbone judge sees pages letterboxed to
+the members' working resolution (`judge_inputs(..., letterbox=True)`), the way
+fine-tuning does.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import time
@@ -79,6 +96,10 @@ def color_stats(page_l: torch.Tensor, lab: torch.Tensor, threshold: float) -> to
 
 
 class Judge(nn.Module):
+    """A small conv net + color statistics, trained from scratch on the votes."""
+
+    letterbox = False
+
     def __init__(self, cfg: JudgeConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg = cfg or JudgeConfig()
@@ -108,8 +129,29 @@ class Judge(nn.Module):
         return self.mlp(torch.cat((feats, stats), dim=1)).squeeze(1)
 
 
-def judge_inputs(page: Image.Image, coloring: Image.Image, size: int) -> torch.Tensor:
-    """(4, size, size): page L and coloring LAB in network scale, for `Judge`."""
+def letterbox(img: Image.Image, size: int) -> Image.Image:
+    """`img` scaled to fit size x size, centered on white paper (aspect kept)."""
+    img = img.convert("RGB")
+    scale = size / max(img.size)
+    w, h = max(1, round(img.width * scale)), max(1, round(img.height * scale))
+    out = Image.new("RGB", (size, size), "white")
+    out.paste(img.resize((w, h), Image.Resampling.BILINEAR), ((size - w) // 2, (size - h) // 2))
+    return out
+
+
+def judge_inputs(
+    page: Image.Image, coloring: Image.Image, size: int, letterbox_pages: bool = False
+) -> torch.Tensor:
+    """(4, size, size): page L and coloring LAB in network scale, for a judge.
+
+    Squashed to a square by default (`Judge`); letterboxed on white with
+    `letterbox_pages` (`BackboneJudge`: its backbone saw pages that way).
+    """
+    if letterbox_pages:
+        page_t = _to_tensor(letterbox(page, size))
+        col_t = _to_tensor(letterbox(coloring, size))
+        page_lab = normalize_lab(rgb_to_lab(page_t))
+        return torch.cat((page_lab[:1], normalize_lab(rgb_to_lab(col_t))), dim=0)
     # Reduce with Pillow first (cheap, box filter) so big pages do not cost tensor memory.
     page_t = _to_tensor(page.convert("RGB").resize((size, size), Image.Resampling.BOX))
     col_t = _to_tensor(coloring.convert("RGB").resize((size, size), Image.Resampling.BOX))
@@ -133,7 +175,7 @@ class PairData:
 
 @dataclass
 class JudgeResult:
-    judge: Judge
+    judge: Judge | BackboneJudge
     train_accuracy: float
     heldout_accuracy: float
     heldout_pairs: int
@@ -141,6 +183,7 @@ class JudgeResult:
     heldout_pages: list[int] = field(default_factory=list)
     seconds: float = 0.0
     losses: list[float] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)  # the judge's score of every input
 
     def metrics(self) -> dict:
         return {
@@ -161,7 +204,7 @@ def split_pages(pages: np.ndarray, share: float, seed: int) -> set[int]:
 
 
 @torch.no_grad()
-def score_inputs(judge: Judge, inputs: torch.Tensor, batch: int = 256) -> torch.Tensor:
+def score_inputs(judge: AnyJudge, inputs: torch.Tensor, batch: int = 256) -> torch.Tensor:
     judge.eval()
     out = [judge(x[:, :1], x[:, 1:]) for x in inputs.split(batch)]
     return torch.cat(out) if out else torch.zeros(0)
@@ -225,33 +268,317 @@ def train_judge(
         heldout_pages=sorted(heldout_pages),
         seconds=time.perf_counter() - t0,
         losses=losses,
+        scores=scores.tolist(),
     )
 
 
-def save_judge(judge: Judge, folder: str | Path, metrics: dict | None = None) -> Path:
+# --- a judge on a colorization backbone ------------------------------------------------
+
+
+@dataclass
+class BackboneJudgeConfig:
+    size: int = 128  # side the letterboxed page and coloring are looked at (working size)
+    coarse_bins: int = 5  # a/b grid (per axis) on which colors meet the backbone's features
+    coarse_extent: float = 0.6  # the coarse grid spans ±extent (network scale, ab/110)
+    paper_threshold: float = 0.3  # page L (network scale) above this is paper, not line
+    backbone: dict = field(default_factory=dict)  # the backbone's UNetConfig fields
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class BackboneJudge(nn.Module):
+    """Scores (page, coloring) from what a frozen colorization backbone says about it.
+
+    `describe` turns a batch into descriptors (B, D); `head` scores them. Training
+    computes the descriptors once and fits only the head; `forward` does both, and is
+    differentiable in the coloring (soft cell assignments), like `Judge`.
+    """
+
+    letterbox = True
+
+    def __init__(self, backbone: nn.Module, cfg: BackboneJudgeConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or BackboneJudgeConfig()
+        self.backbone = backbone.eval()
+        for p in self.backbone.parameters():
+            p.requires_grad_(False)
+        channels = backbone.ab_head.weight.shape[1]
+        centers = torch.linspace(-cfg.coarse_extent, cfg.coarse_extent, cfg.coarse_bins)
+        a, b = torch.meshgrid(centers, centers, indexing="ij")
+        self.register_buffer("coarse", torch.stack((a.reshape(-1), b.reshape(-1)), 1))
+        self.n_desc = 2 + channels * cfg.coarse_bins**2 + N_STATS
+        # Descriptors are standardized with the training set's mean and spread, so one
+        # weight decay suits them all.
+        self.register_buffer("desc_mean", torch.zeros(self.n_desc))
+        self.register_buffer("desc_std", torch.ones(self.n_desc))
+        self.linear = nn.Linear(self.n_desc, 1)
+        self.stats_mlp = nn.Sequential(nn.Linear(N_STATS, 16), nn.GELU(), nn.Linear(16, 1))
+        with torch.no_grad():
+            # Start from "the backbone's likelihood is the score": what fits, wins.
+            self.linear.weight.zero_()
+            self.linear.weight[0, 0] = 1.0
+            self.stats_mlp[-1].weight.zero_()
+        self.register_buffer("score_scale", torch.ones(()))
+
+    def train(self, mode: bool = True) -> BackboneJudge:
+        super().train(mode)
+        self.backbone.eval()  # frozen: BatchNorm keeps its statistics
+        return self
+
+    def page_view(self, page_l: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the backbone sees in pages (B, 1, S, S): features (B, C, S, S) and a/b
+        log-probabilities (B, Q, S, S). Shared by every coloring of a page."""
+        with torch.no_grad():
+            feats = self.backbone.features(page_l)
+            logp = torch.log_softmax(self.backbone.ab_head(feats).float(), dim=1)
+        return feats, logp
+
+    def describe(
+        self,
+        page_l: torch.Tensor,
+        lab: torch.Tensor,
+        view: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """page_l (B, 1, S, S), lab (B, 3, S, S) network scale -> (B, D) descriptors.
+
+        `view`: the pages' `page_view`, when already computed."""
+        s = self.cfg.size
+        if page_l.shape[-2:] != (s, s):
+            page_l = F.interpolate(page_l, size=(s, s), mode="bilinear", antialias=True)
+        if lab.shape[-2:] != (s, s):
+            lab = F.interpolate(lab, size=(s, s), mode="bilinear", antialias=True)
+        feats, logp = view if view is not None else self.page_view(page_l)
+        ab = lab[:, 1:]  # (B, 2, S, S)
+        paper = (page_l > self.cfg.paper_threshold).to(lab.dtype)  # (B, 1, S, S)
+        area = paper.sum(dim=(2, 3)).clamp_min(1.0)  # (B, 1)
+        ll = cell_log_likelihood(logp, ab)  # (B, 1, S, S) log p of its colors
+        regret = ll - logp.max(dim=1, keepdim=True).values  # how far below the best cell
+        ll_mean = (ll * paper).sum(dim=(2, 3)) / area  # (B, 1)
+        regret_mean = (regret * paper).sum(dim=(2, 3)) / area  # (B, 1)
+        # Which colors (coarse grid) sit on which kinds of pixels (backbone features).
+        coarse = _soft_assign(ab, self.coarse.to(lab.dtype), self.cfg.coarse_extent
+                              / max(1, self.cfg.coarse_bins - 1))  # (B, K, S, S)
+        moments = torch.einsum("bfhw,bkhw->bfk", feats * paper, coarse) / area[..., None]
+        stats = color_stats(page_l, lab, self.cfg.paper_threshold)  # (B, 8)
+        return torch.cat((ll_mean, regret_mean, moments.flatten(1), stats), dim=1)
+
+    def head(self, desc: torch.Tensor) -> torch.Tensor:
+        """(B, D) descriptors -> (B,) scores."""
+        z = (desc - self.desc_mean) / self.desc_std
+        return (self.linear(z) + self.stats_mlp(z[:, -N_STATS:])).squeeze(1)
+
+    def forward(self, page_l: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
+        return self.head(self.describe(page_l, lab))
+
+
+def cell_log_likelihood(logp: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """Log-probability of each pixel's a/b under a per-pixel a/b cell distribution.
+
+    logp (B, Q, H, W) over a square grid of cells (`models.unet.ab_bin_centers`: Q =
+    bins², row-major over (a, b), centers spanning [-1, 1]); ab (B, 2, H, W) network
+    scale -> (B, 1, H, W). Between cell centers the log-probabilities are interpolated
+    bilinearly, so a color shown between two cells (chroma hedged, gamut-mapped)
+    counts for both, and the value is differentiable in `logp` and in `ab`.
+    """
+    bins = int(round(logp.shape[1] ** 0.5))
+    # Continuous cell coordinates: center i sits at -1 + (i + 0.5) * 2 / bins.
+    pos = ((ab.float() + 1.0) * bins / 2.0 - 0.5).clamp(0.0, bins - 1.0)  # (B, 2, H, W)
+    lo = pos.floor().clamp(max=bins - 2).long()
+    frac = pos - lo  # (B, 2, H, W) in [0, 1]
+    out = torch.zeros_like(frac[:, :1])
+    for da in (0, 1):
+        wa = frac[:, :1] if da else 1.0 - frac[:, :1]
+        for db in (0, 1):
+            wb = frac[:, 1:] if db else 1.0 - frac[:, 1:]
+            index = (lo[:, :1] + da) * bins + (lo[:, 1:] + db)  # (B, 1, H, W)
+            out = out + wa * wb * logp.gather(1, index)
+    return out
+
+
+def _soft_assign(ab: torch.Tensor, centers: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(B, 2, H, W) a/b and (K, 2) centers -> (B, K, H, W) Gaussian soft assignment."""
+    d2 = ((ab[:, None] - centers[None, :, :, None, None]) ** 2).sum(dim=2)  # (B, K, H, W)
+    return torch.softmax(-d2 / (2.0 * sigma * sigma), dim=1)
+
+
+def load_backbone(weights: str | Path, config: dict) -> nn.Module:
+    """A UNet from `config` (UNetConfig fields) and a safetensors file (e.g. the shared
+    base, `training/base/base.safetensors` + its `base.json` "config.net")."""
+    from models.unet import UNet, UNetConfig
+
+    net = UNet(UNetConfig(**config))
+    state = {k: v.float() for k, v in load_file(str(weights)).items()}
+    net.load_state_dict(state)
+    return net.eval()
+
+
+BASE_DIR = Path(__file__).resolve().parent / "base"
+
+
+def base_backbone(folder: str | Path | None = None) -> tuple[nn.Module, dict] | None:
+    """The family's shared base and its UNetConfig fields, or None where it is absent."""
+    folder = Path(folder) if folder is not None else BASE_DIR
+    weights, info = folder / "base.safetensors", folder / "base.json"
+    if not (weights.exists() and info.exists()):
+        return None
+    run = json.loads(info.read_text(encoding="utf-8"))
+    net_cfg = dict(run["config"].get("net", {}))
+    kind = run["config"].get("kind", "lineart")
+    config = {"in_channels": 1, "out_channels": 3 if kind == "lineart" else 2, **net_cfg}
+    return load_backbone(weights, config), config
+
+
+@torch.no_grad()
+def describe_inputs(judge: BackboneJudge, inputs: torch.Tensor, batch: int = 8) -> torch.Tensor:
+    """(N, D) descriptors of (N, 4, S, S) inputs. Each distinct page runs through the
+    backbone once, however many of its colorings there are."""
+    judge.eval()
+    out = torch.zeros(len(inputs), judge.n_desc)
+    groups: dict[bytes, list[int]] = {}
+    for i in range(len(inputs)):
+        groups.setdefault(inputs[i, 0].numpy().tobytes(), []).append(i)
+    pages = list(groups.values())
+    for start in range(0, len(pages), batch):
+        chunk = pages[start : start + batch]
+        page_l = inputs[[g[0] for g in chunk], :1]
+        feats, logp = judge.page_view(page_l)
+        for k, members in enumerate(chunk):
+            x = inputs[members]
+            n = len(members)
+            view = (feats[k : k + 1].expand(n, -1, -1, -1), logp[k : k + 1].expand(n, -1, -1, -1))
+            out[members] = judge.describe(x[:, :1], x[:, 1:], view)
+    return out
+
+
+def train_backbone_judge(
+    data: PairData,
+    backbone: nn.Module,
+    cfg: BackboneJudgeConfig | None = None,
+    train_cfg: JudgeTrainConfig | None = None,
+    heldout_pages: set[int] | None = None,
+) -> JudgeResult:
+    """Fit a `BackboneJudge`'s head with the Bradley–Terry loss (full batch; the
+    backbone's descriptors are computed once); accuracy on held-out pages' pairs."""
+    cfg = cfg or BackboneJudgeConfig()
+    tc = train_cfg or JudgeTrainConfig()
+    t0 = time.perf_counter()
+    torch.manual_seed(tc.seed)
+    if heldout_pages is None:
+        heldout_pages = split_pages(data.pages, tc.heldout_share, tc.seed)
+    held = np.isin(data.pages, list(heldout_pages))
+    tr_w, tr_l = data.winners[~held], data.losers[~held]
+    ho_w, ho_l = data.winners[held], data.losers[held]
+
+    judge = BackboneJudge(backbone, cfg)
+    desc = describe_inputs(judge, data.inputs)  # (N, D)
+    used = np.unique(np.concatenate((tr_w, tr_l))) if len(tr_w) else np.arange(len(desc))
+    if len(used):
+        judge.desc_mean.copy_(desc[used].mean(0))
+        judge.desc_std.copy_(desc[used].std(0).clamp_min(1e-4) if len(used) > 1
+                             else torch.ones(judge.n_desc))
+    start = copy.deepcopy(judge.state_dict())
+    # The strength of the pull back to "likelihood alone" is chosen on a fifth of the
+    # training pages (by validation loss), then the head is refit on all of them.
+    decay = tc.weight_decay
+    tr_pages = data.pages[~held]
+    inner = split_pages(tr_pages, 0.2, tc.seed + 1) if len(np.unique(tr_pages)) >= 10 else set()
+    if inner:
+        val = np.isin(tr_pages, list(inner))
+        best = None
+        for candidate in JUDGE_DECAYS:
+            judge.load_state_dict(start)
+            _fit_head(judge, desc, tr_w[~val], tr_l[~val], candidate, tc)
+            with torch.no_grad():
+                s = judge.head(desc)
+                loss = float(-F.logsigmoid(s[tr_w[val]] - s[tr_l[val]]).mean())
+            if best is None or loss < best[0]:
+                best = (loss, candidate)
+        decay = best[1]
+        judge.load_state_dict(start)
+    losses = _fit_head(judge, desc, tr_w, tr_l, decay, tc)
+    judge.eval()
+    with torch.no_grad():
+        scores = judge.head(desc)
+    if len(scores) > 1:
+        judge.score_scale.fill_(max(float(scores.std()), 1e-3))
+    judge.chosen_decay = decay
+    return JudgeResult(
+        judge=judge,
+        train_accuracy=pair_accuracy(scores, tr_w, tr_l),
+        heldout_accuracy=pair_accuracy(scores, ho_w, ho_l),
+        heldout_pairs=int(held.sum()),
+        train_pairs=int((~held).sum()),
+        heldout_pages=sorted(heldout_pages),
+        seconds=time.perf_counter() - t0,
+        losses=losses,
+        scores=scores.tolist(),
+    )
+
+
+JUDGE_DECAYS = (1.0, 0.1, 0.01, 0.001)  # pulls towards the backbone's likelihood alone
+
+
+def _fit_head(judge: BackboneJudge, desc: torch.Tensor, winners: np.ndarray,
+              losers: np.ndarray, decay: float, tc: JudgeTrainConfig) -> list[float]:
+    """Full-batch Bradley–Terry fit of the head on precomputed descriptors."""
+    params = [p for n, p in judge.named_parameters() if not n.startswith("backbone.")]
+    opt = torch.optim.Adam(params, lr=tc.lr)
+    w_t, l_t = torch.as_tensor(winners), torch.as_tensor(losers)
+    losses = []
+    judge.train()
+    for _ in range(tc.steps if len(winners) else 0):
+        scores = judge.head(desc)
+        loss = -F.logsigmoid(scores[w_t] - scores[l_t]).mean()  # Bradley–Terry
+        # Weight decay towards the starting point (the backbone's likelihood alone).
+        reg = judge.linear.weight[:, 1:].square().sum() + sum(
+            p.square().sum() for p in judge.stats_mlp.parameters())
+        opt.zero_grad(set_to_none=True)
+        (loss + decay * reg).backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+AnyJudge = Judge | BackboneJudge
+
+
+def save_judge(judge: AnyJudge, folder: str | Path, metrics: dict | None = None) -> Path:
+    """judge.safetensors (a backbone judge carries its backbone: it is self-contained)
+    and judge.json (kind, config, metrics)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in judge.state_dict().items()}
     save_file(state, str(folder / "judge.safetensors"))
-    info = {"config": judge.cfg.to_dict(), "metrics": metrics or {}}
+    kind = "backbone" if isinstance(judge, BackboneJudge) else "small"
+    info = {"kind": kind, "config": judge.cfg.to_dict(), "metrics": metrics or {}}
     (folder / "judge.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return folder
 
 
-def load_judge(folder: str | Path) -> Judge:
+def load_judge(folder: str | Path) -> AnyJudge:
     folder = Path(folder)
     info = json.loads((folder / "judge.json").read_text(encoding="utf-8"))
-    judge = Judge(JudgeConfig(**info["config"]))
+    judge: AnyJudge
+    if info.get("kind") == "backbone":
+        from models.unet import UNet, UNetConfig
+
+        cfg = BackboneJudgeConfig(**info["config"])
+        judge = BackboneJudge(UNet(UNetConfig(**cfg.backbone)), cfg)
+    else:
+        judge = Judge(JudgeConfig(**info["config"]))
     judge.load_state_dict(load_file(str(folder / "judge.safetensors")))
     return judge.eval()
 
 
 @torch.no_grad()
-def score_colorings(judge: Judge, page: Image.Image, colorings: list[Image.Image]) -> list[float]:
+def score_colorings(
+    judge: AnyJudge, page: Image.Image, colorings: list[Image.Image]
+) -> list[float]:
     """Judge scores of several colorings of one page (higher is better)."""
     if not colorings:
         return []
-    x = torch.stack([judge_inputs(page, c, judge.cfg.size) for c in colorings])
+    x = torch.stack([judge_inputs(page, c, judge.cfg.size, judge.letterbox) for c in colorings])
     return score_inputs(judge, x).tolist()
 
 
@@ -310,7 +637,7 @@ def judged_preferences(
 
 
 async def load_judged_preferences(
-    db: Any, judge: Judge, guild_id: int | None = None, *, by_version: bool = False
+    db: Any, judge: AnyJudge, guild_id: int | None = None, *, by_version: bool = False
 ) -> PreferenceSet:
     """`judged_preferences` of the live votes in `db` (one guild, or all), pictures read
     from its store; the scoring runs in a thread."""

@@ -20,6 +20,7 @@ tests and the benchmark can call them on tiny data.
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -30,9 +31,11 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
+from torch.nn import functional as F
 
 from models.colorspace import denormalize_lab, normalize_lab, rgb_to_lab, scale_chroma
-from training.judge import Judge
+from training.judge import AnyJudge, cell_log_likelihood, letterbox
+from training.votes_gate import VoteGateConfig
 
 if TYPE_CHECKING:
     from models.registry import WorkerReloader
@@ -56,16 +59,6 @@ class FinetuneConfig:
 
 
 # --- tensors from pictures -------------------------------------------------------------
-
-
-def letterbox(img: Image.Image, size: int) -> Image.Image:
-    """`img` scaled to fit size x size, centered on white paper (aspect kept)."""
-    img = img.convert("RGB")
-    scale = size / max(img.size)
-    w, h = max(1, round(img.width * scale)), max(1, round(img.height * scale))
-    out = Image.new("RGB", (size, size), "white")
-    out.paste(img.resize((w, h), Image.Resampling.BILINEAR), ((size - w) // 2, (size - h) // 2))
-    return out
 
 
 def lab_tensor(img: Image.Image, size: int) -> torch.Tensor:
@@ -188,7 +181,7 @@ def _outputs(net: nn.Module, pages: torch.Tensor, batch: int = 16) -> torch.Tens
 def finetune_member(
     parent: nn.Module,
     examples: MemberExamples,
-    judge: Judge | None,
+    judge: AnyJudge | None,
     cfg: FinetuneConfig | None = None,
     log_every: int = 20,
 ) -> FinetuneResult:
@@ -290,6 +283,214 @@ def winning_targets(
     return {key: max(tally, key=lambda c: (tally[c], -c)) for key, tally in counts.items()}
 
 
+# --- fine-tuning on preference pairs, DPO-style -----------------------------------------
+
+
+@dataclass
+class PreferenceTuneConfig:
+    """DPO on the a/b head's exact log-likelihood of the colorings people compared."""
+
+    size: int = 128  # pages letterboxed to the members' working resolution
+    steps: int = 80  # optimizer steps per member
+    batch_pairs: int = 24  # preference pairs per step
+    lr: float = 1e-3
+    beta: float = 10.0  # DPO's inverse temperature on the log-ratio margin (per-pixel nats)
+    tail_blocks: int = 1  # decoder blocks trained besides the heads (the rest stays frozen)
+    sft_weight: float = 0.0  # + cross-entropy on the winners' cells ("winner as target")
+    seed: int = 0
+
+
+def tunes_by_likelihood(net: nn.Module) -> bool:
+    """Whether a member has an a/b distribution head (what preference tuning needs)."""
+    return bool(getattr(net, "classifies_ab", False)) and hasattr(net, "ups")
+
+
+def _prefix(net: nn.Module, page_l: torch.Tensor, tail: int) -> tuple[torch.Tensor, list]:
+    """Run a UNet up to its last `tail` up blocks: (x, skips those blocks still need).
+
+    The same steps as `UNet.features` (padding to 2**depth, stem, downs, ups), split so
+    the frozen part runs once per page and only the tail is trained.
+    """
+    h, w = page_l.shape[-2:]
+    m = 2**net.cfg.depth
+    x = F.pad(page_l, (0, (-w) % m, 0, (-h) % m), mode="replicate")
+    skips = [net.stem(x)]
+    for down in net.downs:
+        skips.append(down(skips[-1]))
+    x = skips.pop()
+    for up in net.ups[: len(net.ups) - tail]:
+        x = up(x, skips.pop())
+    return x, skips[::-1][:tail][::-1] if tail else []
+
+
+def _tail_logp(net: nn.Module, x: torch.Tensor, skips: list, tail: int, h: int, w: int):
+    """Finish `_prefix`: the last `tail` up blocks and the a/b head -> (B, Q, h, w) log p."""
+    skips = list(skips)
+    for up in net.ups[len(net.ups) - tail :]:
+        x = up(x, skips.pop())
+    feats = x[..., :h, :w]
+    return torch.log_softmax(net.ab_head(feats).float(), dim=1)
+
+
+@dataclass
+class PreferenceExamples:
+    """Pages, the colorings' a/b on them, and the preference pairs between colorings."""
+
+    pages: torch.Tensor  # (P, 1, S, S) page L, network scale
+    ab: torch.Tensor  # (N, 2, S, S) each coloring's a/b, network scale
+    page_of: torch.Tensor  # (N,) the page index of each coloring
+    winners: torch.Tensor  # (K,) coloring indices
+    losers: torch.Tensor  # (K,)
+    paper: torch.Tensor = field(init=False)  # (P, 1, S, S) pixels that are not lines
+
+    def __post_init__(self) -> None:
+        self.paper = (self.pages > 0.3).float()
+
+
+def preference_examples(
+    pairs: Sequence[Any],
+    page_images: dict[int, Image.Image],
+    coloring_images: dict[int, Image.Image],
+    size: int,
+) -> PreferenceExamples:
+    """Tensors for preference tuning from vote pairs (`training.votes.Preference`)."""
+    page_index: dict[int, int] = {}
+    col_index: dict[int, int] = {}
+    pages, abs_, page_of = [], [], []
+    for p in pairs:
+        if p.page_id not in page_index:
+            page_index[p.page_id] = len(pages)
+            pages.append(lab_tensor(page_images[p.page_id], size)[:1])
+        for cid in (p.winner_coloring_id, p.loser_coloring_id):
+            if cid not in col_index:
+                col_index[cid] = len(abs_)
+                abs_.append(lab_tensor(coloring_images[cid], size)[1:])
+                page_of.append(page_index[p.page_id])
+    if not pairs:
+        z = torch.zeros(0, dtype=torch.long)
+        return PreferenceExamples(torch.zeros(0, 1, size, size), torch.zeros(0, 2, size, size),
+                                  z, z, z)
+    return PreferenceExamples(
+        torch.stack(pages),
+        torch.stack(abs_),
+        torch.tensor(page_of),
+        torch.tensor([col_index[p.winner_coloring_id] for p in pairs]),
+        torch.tensor([col_index[p.loser_coloring_id] for p in pairs]),
+    )
+
+
+def coloring_log_likelihoods(
+    logp: torch.Tensor, ab: torch.Tensor, paper: torch.Tensor
+) -> torch.Tensor:
+    """Mean log-probability of each coloring's a/b over the page's paper: (B,).
+
+    The region decoder chooses, per region, the cell with the best mean log-probability
+    over the region's pixels; for flat region colors this mean over the paper is the
+    area-weighted sum of those region scores of the colors shown. logp (B, Q, S, S),
+    ab (B, 2, S, S), paper (B, 1, S, S).
+    """
+    ll = cell_log_likelihood(logp, ab)  # (B, 1, S, S)
+    return (ll * paper).sum(dim=(1, 2, 3)) / paper.sum(dim=(1, 2, 3)).clamp_min(1.0)
+
+
+@torch.no_grad()
+def pair_log_likelihoods(
+    net: nn.Module, ex: PreferenceExamples, batch: int = 8
+) -> torch.Tensor:
+    """(N,) each coloring's mean log-likelihood under `net` (eval mode)."""
+    net.eval()
+    out = torch.zeros(len(ex.ab))
+    for start in range(0, len(ex.pages), batch):
+        idx = torch.arange(start, min(start + batch, len(ex.pages)))
+        logp = torch.log_softmax(net.heads(net.features(ex.pages[idx]))[1].float(), dim=1)
+        for k, p in enumerate(idx.tolist()):
+            cols = (ex.page_of == p).nonzero().flatten()
+            if len(cols):
+                n = len(cols)
+                out[cols] = coloring_log_likelihoods(
+                    logp[k : k + 1].expand(n, -1, -1, -1), ex.ab[cols],
+                    ex.paper[p : p + 1].expand(n, -1, -1, -1))
+    return out
+
+
+def preference_tune_member(
+    parent: nn.Module, ex: PreferenceExamples, cfg: PreferenceTuneConfig | None = None
+) -> FinetuneResult:
+    """A copy of `parent` tuned DPO-style on `ex`'s pairs (the parent is untouched).
+
+    loss = -log σ(β [(log π(w) - log π_ref(w)) - (log π(l) - log π_ref(l))]), where
+    log π is the mean log-likelihood of a coloring's a/b cells under the member
+    (`coloring_log_likelihoods`) and π_ref the frozen parent: winners' colors become
+    more likely relative to losers', measured against where the parent stood, so the
+    member moves only as far as the votes ask. Only the last `tail_blocks` decoder
+    blocks and the a/b head train; the lightness head and the encoder stay as they
+    were (lines and lightness do not drift).
+    """
+    cfg = cfg or PreferenceTuneConfig()
+    t0 = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    net = copy.deepcopy(parent).float().eval()
+    tail = max(0, min(cfg.tail_blocks, len(net.ups)))
+    h, w = ex.pages.shape[-2:]
+    ref = torch.zeros(len(ex.ab))  # (N,) each coloring under the frozen parent
+    cached = []
+    with torch.no_grad():  # the frozen part, once per page; the parent's view with it
+        for i in range(len(ex.pages)):
+            cached.append(_prefix(net, ex.pages[i : i + 1], tail))
+            cols = (ex.page_of == i).nonzero().flatten()
+            if len(cols):
+                logp = _tail_logp(net, *cached[-1], tail, h, w).expand(len(cols), -1, -1, -1)
+                paper = ex.paper[i : i + 1].expand(len(cols), -1, -1, -1)
+                ref[cols] = coloring_log_likelihoods(logp, ex.ab[cols], paper)
+    for p in net.parameters():
+        p.requires_grad_(False)
+    trainable = [*net.ab_head.parameters()]
+    for up in net.ups[len(net.ups) - tail :]:
+        trainable += list(up.parameters())
+    for p in trainable:
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(trainable, lr=cfg.lr)
+    n_pairs = len(ex.winners)
+    losses: list[dict[str, float]] = []
+    for _ in range(cfg.steps if n_pairs else 0):
+        net.train()
+        _freeze_norm_stats(net)
+        pick = torch.randint(0, n_pairs, (min(cfg.batch_pairs, n_pairs),), generator=gen)
+        wi, li = ex.winners[pick], ex.losers[pick]
+        pages = torch.unique(ex.page_of[wi])
+        slot = {int(p): k for k, p in enumerate(pages.tolist())}
+        x = torch.cat([cached[int(p)][0] for p in pages])
+        skips = [torch.cat([cached[int(p)][1][j] for p in pages]) for j in range(tail)]
+        logp = _tail_logp(net, x, skips, tail, h, w)  # (P, Q, S, S)
+        rows = torch.tensor([slot[int(p)] for p in ex.page_of[wi].tolist()])
+        paper = ex.paper[ex.page_of[wi]]
+        ll_w = coloring_log_likelihoods(logp[rows], ex.ab[wi], paper)
+        ll_l = coloring_log_likelihoods(logp[rows], ex.ab[li], paper)
+        margin = (ll_w - ref[wi]) - (ll_l - ref[li])
+        terms = {"dpo": -F.logsigmoid(cfg.beta * margin).mean()}
+        if cfg.sft_weight:
+            terms["sft"] = -cfg.sft_weight * ll_w.mean()
+        loss = sum(terms.values())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        opt.step()
+        losses.append({**{k: float(v.detach()) for k, v in terms.items()},
+                       "accuracy": float((margin > 0).float().mean())})
+    for p in net.parameters():
+        p.requires_grad_(True)
+    net.eval()
+    return FinetuneResult(
+        net=net,
+        steps=len(losses),
+        seconds=time.perf_counter() - t0,
+        losses=losses,
+        pages=len(ex.pages),
+        target_pages=n_pairs,
+    )
+
+
 # --- coloring with a given version -------------------------------------------------------
 
 
@@ -303,7 +504,7 @@ def color_with(family: Any, entry: Any, pages: Sequence[Image.Image]) -> list[Im
 
 
 def judge_pages(
-    judge: Judge, pages: Sequence[Image.Image], colorings: Sequence[Image.Image]
+    judge: AnyJudge, pages: Sequence[Image.Image], colorings: Sequence[Image.Image]
 ) -> list[float]:
     """The judge's score of each (page, coloring)."""
     from training.judge import judge_inputs, score_inputs
@@ -311,7 +512,8 @@ def judge_pages(
     if not pages:
         return []
     x = torch.stack(
-        [judge_inputs(p, c, judge.cfg.size) for p, c in zip(pages, colorings, strict=True)]
+        [judge_inputs(p, c, judge.cfg.size, judge.letterbox)
+         for p, c in zip(pages, colorings, strict=True)]
     )
     return score_inputs(judge, x).tolist()
 
@@ -321,8 +523,18 @@ def judge_pages(
 
 @dataclass
 class CycleConfig:
-    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
-    judge_size: int = 64  # side at which the judge looks at (page, coloring)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)  # method "target"
+    tune: PreferenceTuneConfig = field(default_factory=PreferenceTuneConfig)  # method "dpo"
+    # "dpo": preference pairs on the a/b head's likelihood (`preference_tune_member`);
+    # "target": the winning coloring as a target plus the judge (`finetune_member`);
+    # "auto": dpo for members with an a/b distribution head, target for the others.
+    method: str = "auto"
+    # "backbone": the judge on the shared base (`BackboneJudge`); "small": a small net
+    # from scratch (`Judge`); "auto": backbone where the base is found.
+    judge: str = "auto"
+    backbone_dir: str | None = None  # the base's folder (None: training/base)
+    backbone_judge_size: int = 128  # the backbone judge's view (the working resolution)
+    judge_size: int = 64  # side at which the small judge looks at (page, coloring)
     judge_steps: int = 400
     heldout_share: float = 0.2  # voted pages kept out of judge training and fine-tuning
     members: list[str] | None = None  # None: every member of the family
@@ -331,6 +543,10 @@ class CycleConfig:
     gate_pages: int = 40  # held-out voted pages the gate colors with parent and candidate
     promote: bool = True  # False: record candidates and decisions, promote nothing
     guild_id: int | None = None  # learn from one guild's votes only
+    gate: VoteGateConfig = field(default_factory=VoteGateConfig)
+    # page id -> group: pages of one group are held out together (the default group is
+    # the picture's bytes, so a picture posted twice is never on both sides).
+    page_groups: dict[int, str] | None = None
     seed: int = 0
 
 
@@ -338,6 +554,7 @@ class CycleConfig:
 class MemberOutcome:
     member: str
     parent_version: int
+    method: str = ""
     version: int | None = None
     promoted: bool = False
     reason: str = ""
@@ -354,6 +571,7 @@ class CycleReport:
     train_pages: list[int] = field(default_factory=list)
     heldout_pages: list[int] = field(default_factory=list)
     judge: dict = field(default_factory=dict)
+    judge_board: dict = field(default_factory=dict)  # rows (Elo), pages, judge accuracy
     members: list[MemberOutcome] = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
     training_run_id: int | None = None
@@ -414,12 +632,15 @@ async def run_cycle(
     judge_dir: Any = None,
     on_finish: Callable[[CycleReport], Any] | None = None,
 ) -> CycleReport:
-    """Export votes -> judge -> fine-tune each member -> evaluate -> gate -> promote.
+    """Export votes -> judge -> tune each member -> evaluate -> gate -> promote.
 
     Reads votes, pages and colorings through `db` (images from its store), writes each
     candidate beside the family (`training/promotion.py`) and records it in `db` with
-    its parent, evaluation and the gate's decision; a promotion goes through the family
-    registry (`models.registry.promote`), which tells `workers` to reload.
+    its parent, evaluation and the gate's decision (`training/votes_gate.py`); a
+    promotion goes through the family registry (`models.registry.promote`) with the
+    gate in front of its validator, which tells `workers` to reload. The judge's board
+    (every two colorings of each voted page, compared by the judge) is stored in the
+    training run's metrics ("judge_board"), where `/leaderboard` reads it without torch.
     `on_finish(report)` (may be async: the training news) is told the finished cycle;
     its failure is logged, not raised.
     """
@@ -429,16 +650,21 @@ async def run_cycle(
     from models.family import Family
     from models.registry import PromotionRefused, Registry, promote
     from training.judge import (
+        BackboneJudgeConfig,
         JudgeConfig,
         JudgeTrainConfig,
         PairData,
+        base_backbone,
         judge_inputs,
         save_judge,
         split_pages,
+        train_backbone_judge,
         train_judge,
     )
-    from training.promotion import GateConfig, gate, save_candidate
+    from training.leaderboard import head_to_head_leaderboard
+    from training.promotion import save_candidate
     from training.votes import preferences_from_voted_pages
+    from training.votes_gate import gated_validator, vote_agreement, vote_gate
 
     cfg = cfg or CycleConfig()
     report = CycleReport()
@@ -457,11 +683,15 @@ async def run_cycle(
         coloring_sha: dict[int, str] = {}
         coloring_member: dict[int, str] = {}
         page_sha: dict[int, str] = {}
+        shown_colorings: dict[tuple[int, str, int], int] = {}  # (page, member, version)
         for row in rows:
             page_sha[row.page_id] = row.page_sha256
             for ref in (row.voted, *row.others):
                 coloring_sha[ref.coloring_id] = ref.sha256
                 coloring_member[ref.coloring_id] = ref.member
+                params = ref.parameters or {}
+                if params.get("seed") is None and params.get("strength", 1.0) == 1.0:
+                    shown_colorings[(row.page_id, ref.member, ref.version)] = ref.coloring_id
         store = db.store
 
         def load_images() -> tuple[dict[int, Image.Image], dict[int, Image.Image]]:
@@ -472,11 +702,16 @@ async def run_cycle(
         page_images, coloring_images = await asyncio.to_thread(load_images)
         report.seconds["export"] = round(time.perf_counter() - t_start, 1)
 
-        # 2. Judge, trained on all but the held-out pages.
+        # 2. Judge, trained on all but the held-out pages. Pages are held out by group:
+        # the same picture posted twice (same bytes), or as the caller groups them.
         t0 = time.perf_counter()
         pair_pages = np.array([p.page_id for p in prefs.pairs])
-        heldout = split_pages(pair_pages, cfg.heldout_share, cfg.seed)
-        report.heldout_pages = sorted(heldout)
+        groups = {pid: (cfg.page_groups or {}).get(pid, page_sha[pid]) for pid in page_sha}
+        group_ids = {g: k for k, g in enumerate(sorted(set(groups.values())))}
+        pair_groups = np.array([group_ids[groups[pid]] for pid in pair_pages])
+        held_groups = split_pages(pair_groups, cfg.heldout_share, cfg.seed)
+        heldout = {pid for pid in page_sha if group_ids[groups[pid]] in held_groups}
+        report.heldout_pages = sorted(heldout & set(pair_pages.tolist()))
         report.train_pages = sorted(set(page_sha) - heldout)
         used = sorted({c for p in prefs.pairs for c in (p.winner_coloring_id, p.loser_coloring_id)})
         slot = {cid: i for i, cid in enumerate(used)}
@@ -484,11 +719,16 @@ async def run_cycle(
         for p in prefs.pairs:
             coloring_page[p.winner_coloring_id] = p.page_id
             coloring_page[p.loser_coloring_id] = p.page_id
+        backbone = base_backbone(cfg.backbone_dir) if cfg.judge != "small" else None
+        if cfg.judge == "backbone" and backbone is None:
+            raise ValueError(f"no backbone for the judge in {cfg.backbone_dir or 'training/base'}")
 
         def build_and_train():
+            size = cfg.backbone_judge_size if backbone is not None else cfg.judge_size
             inputs = torch.stack(
                 [
-                    judge_inputs(page_images[coloring_page[c]], coloring_images[c], cfg.judge_size)
+                    judge_inputs(page_images[coloring_page[c]], coloring_images[c], size,
+                                 letterbox_pages=backbone is not None)
                     for c in used
                 ]
             )
@@ -496,29 +736,58 @@ async def run_cycle(
                 inputs,
                 np.array([slot[p.winner_coloring_id] for p in prefs.pairs]),
                 np.array([slot[p.loser_coloring_id] for p in prefs.pairs]),
-                pair_pages,
+                pair_groups,  # splits (held out, validation) go by group, not by page
             )
+            if backbone is not None:
+                net, net_cfg = backbone
+                return train_backbone_judge(
+                    data, net, BackboneJudgeConfig(size=size, backbone=net_cfg),
+                    JudgeTrainConfig(steps=cfg.judge_steps, lr=1e-2, weight_decay=1e-3,
+                                     seed=cfg.seed),
+                    heldout_pages=held_groups,
+                )
             return train_judge(
                 data,
                 JudgeConfig(size=cfg.judge_size),
                 JudgeTrainConfig(steps=cfg.judge_steps, seed=cfg.seed),
-                heldout_pages=heldout,
+                heldout_pages=held_groups,
             )
 
         judged = await asyncio.to_thread(build_and_train)
         judge = judged.judge
         report.judge = judged.metrics()
+        report.judge["kind"] = "backbone" if backbone is not None else "small"
+        if getattr(judge, "chosen_decay", None) is not None:
+            report.judge["decay"] = judge.chosen_decay
         if judge_dir is not None:
             save_judge(judge, Path(judge_dir), judged.metrics())
         report.seconds["judge"] = round(time.perf_counter() - t0, 1)
         log.info("judge: %s", report.judge)
 
+        # The judge's board: every two colorings shown on each voted page, compared by
+        # the judge's scores (also the pairs no vote shows).
+        judged_pairs = _judged_pairs(used, judged.scores, coloring_page, coloring_member)
+        board = head_to_head_leaderboard(judged_pairs, rounds=200, seed=cfg.seed)
+        report.judge_board = {
+            "rows": [r.to_dict() for r in board],
+            "pages": len({p.page_id for p in judged_pairs}),
+            "judge_heldout_accuracy": report.judge.get("heldout_accuracy"),
+        }
+
         # Per (page, losing member): the coloring that beat it most often.
-        targets = winning_targets(prefs.pairs, lambda cid: coloring_member[cid])
+        train_set = set(report.train_pages)
+        train_pairs = [p for p in prefs.pairs if p.page_id in train_set]
+        targets = winning_targets(train_pairs, lambda cid: coloring_member[cid])
         gate_ids = report.heldout_pages[: cfg.gate_pages]
         gate_images = [page_images[pid] for pid in gate_ids]
+        gate_votes = [
+            [(coloring_images[p.winner_coloring_id], coloring_images[p.loser_coloring_id])
+             for p in prefs.pairs if p.page_id == pid]
+            for pid in gate_ids
+        ]
+        pref_examples: PreferenceExamples | None = None
 
-        # 3-5. Each member: fine-tune, save, evaluate, gate, promote or keep.
+        # 3-5. Each member: tune, save, evaluate, gate, promote or keep.
         for name in names:
             t0 = time.perf_counter()
             family = Family.load(family_root)
@@ -530,12 +799,25 @@ async def run_cycle(
             winners = {
                 (pid, m): coloring_images[cid] for (pid, m), cid in targets.items() if m == name
             }
+            parent_net = family.network(name)
+            method = cfg.method
+            if method == "auto":
+                method = "dpo" if tunes_by_likelihood(parent_net) else "target"
+            outcome.method = method
+            if method == "dpo" and pref_examples is None:
+                pref_examples = await asyncio.to_thread(
+                    preference_examples, train_pairs, page_images, coloring_images,
+                    cfg.tune.size)
 
-            def fine_tune(name=name, family=family, winners=winners):
+            def fine_tune(name=name, parent_net=parent_net, winners=winners, method=method,
+                          pref_examples=pref_examples):
+                if method == "dpo":
+                    assert pref_examples is not None
+                    return preference_tune_member(parent_net, pref_examples, cfg.tune)
                 examples = member_examples(
                     name, report.train_pages, page_images, winners, cfg.finetune.size
                 )
-                return finetune_member(family.network(name), examples, judge, cfg.finetune)
+                return finetune_member(parent_net, examples, judge, cfg.finetune)
 
             tuned = await asyncio.to_thread(fine_tune)
             outcome.finetune = tuned.summary()
@@ -545,7 +827,8 @@ async def run_cycle(
                 name,
                 tuned.net,
                 version,
-                {"retrain_run": run.id, "votes": report.votes, "judge": report.judge},
+                {"retrain_run": run.id, "votes": report.votes, "judge": report.judge,
+                 "method": method},
             )
             outcome.version = version
 
@@ -556,13 +839,24 @@ async def run_cycle(
                     if cand_eval is not None
                     else None
                 )
-                cand_scores = judge_pages(
-                    judge, gate_images, color_with(family, entry, gate_images)
+                cand_cols = color_with(family, entry, gate_images)
+                # The parent's colorings are the ones people were shown, where they were.
+                key = (parent.name, parent.version)
+                shown = [shown_colorings.get((pid, *key)) for pid in gate_ids]
+                parent_cols = (
+                    [coloring_images[c] for c in shown] if all(c is not None for c in shown)
+                    else color_with(family, parent, gate_images)
                 )
-                parent_scores = judge_pages(
-                    judge, gate_images, color_with(family, parent, gate_images)
+                return vote_gate(
+                    judge_pages(judge, gate_images, cand_cols),
+                    judge_pages(judge, gate_images, parent_cols),
+                    vote_agreement(cand_cols, gate_votes),
+                    vote_agreement(parent_cols, gate_votes),
+                    parent_eval,
+                    cand_eval,
+                    cfg.gate,
+                    pairs=sum(len(v) for v in gate_votes),
                 )
-                return gate(cand_scores, parent_scores, parent_eval, cand_eval, GateConfig())
 
             decision = await asyncio.to_thread(check)
             outcome.gate = decision.to_dict()
@@ -575,14 +869,15 @@ async def run_cycle(
                 evaluation={
                     "gate": decision.to_dict(),
                     "finetune": outcome.finetune,
+                    "method": method,
                 },
             )
             refused = None
             if decision.promote and cfg.promote:
                 try:
                     await promote(
-                        Registry(family_root), db, name, version,
-                        reason=decision.reason, workers=workers,
+                        Registry(family_root, validator=gated_validator(decision)), db, name,
+                        version, reason=decision.reason, workers=workers,
                     )
                     outcome.promoted = True
                 except PromotionRefused as exc:
@@ -614,6 +909,29 @@ async def run_cycle(
     except Exception as exc:
         await db.finish_training_run(run.id, error=f"{type(exc).__name__}: {exc}")
         raise
+
+
+def _judged_pairs(
+    used: Sequence[int],
+    scores: Sequence[float],
+    coloring_page: dict[int, int],
+    coloring_member: dict[int, str],
+) -> list[Any]:
+    """Every two colorings of a page by different members, the judge's higher score
+    winning (ties: no pair); a pair's group is its page (a bootstrap resamples pages)."""
+    from training.votes import Preference
+
+    by_page: dict[int, list[tuple[int, float]]] = {}
+    for cid, score in zip(used, scores, strict=True):
+        by_page.setdefault(coloring_page[cid], []).append((cid, float(score)))
+    out = []
+    for pid, cols in sorted(by_page.items()):
+        for (a, sa), (b, sb) in itertools.combinations(cols, 2):
+            if sa == sb or coloring_member[a] == coloring_member[b]:
+                continue
+            (w, lo) = (a, b) if sa > sb else (b, a)
+            out.append(Preference(pid, coloring_member[w], coloring_member[lo], w, lo, group=pid))
+    return out
 
 
 def _jsonable(obj: Any) -> Any:

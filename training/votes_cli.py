@@ -106,12 +106,20 @@ def register_vote_commands(subparsers: Any) -> None:
     )
     _family_arg(p)
     p.add_argument("--votes", type=int, default=2000, help="votes to cast in all")
-    p.add_argument("--votes-per-page", type=int, default=8, help="votes on each page")
+    p.add_argument("--max-per-page", type=int, default=5, help="votes on one page at most")
+    p.add_argument("--spread", choices=("realistic", "even"), default="realistic",
+                   help="realistic: most pages one or two votes, a few many; even: the same "
+                   "on every page")
     p.add_argument("--voters", type=int, default=60, help="distinct simulated voters")
-    p.add_argument("--taste", default="warm", help="the hidden taste: warm | vivid | flat")
+    p.add_argument("--taste", default="faithful",
+                   help="the hidden taste: faithful (closest to the true colors: needs "
+                   "dataset pages) | mixed (faithful, vivid and warm voters) | warm | vivid "
+                   "| flat")
     p.add_argument("--datasets", default=None,
                    help="where the pages come from, val/test splits "
                    "(default: $COLORBOT_DATASETS or <data>/datasets)")
+    p.add_argument("--collections", default="noto,emojione",
+                   help="dataset folders to take pages from (comma list; empty: all)")
     p.add_argument("--guilds", default="1,2,3", help="fake guild ids, comma list")
     p.add_argument("--seed", type=int, default=0, help="seed for pages, voters and votes")
     p.set_defaults(handler=_simulate)
@@ -339,14 +347,23 @@ def _rollback(args: argparse.Namespace) -> int:
 
 def _simulate(args: argparse.Namespace) -> int:
     from models.family import Family
-    from training.simulate import TASTES, pages_for_simulation, simulate_votes
+    from training.simulate import TASTES, dataset_pages, pages_for_simulation, simulate_votes
 
     if args.taste not in TASTES:
         raise SystemExit(f"unknown taste {args.taste!r}; one of {', '.join(sorted(TASTES))}")
+    taste = TASTES[args.taste]
     settings = _settings()
     family = Family.load(settings.family_path or None)
-    n_pages = -(-args.votes // args.votes_per_page)
-    pages = pages_for_simulation(n_pages, _datasets_root(settings, args.datasets), seed=args.seed)
+    n_pages = -(-args.votes // max(1, args.max_per_page)) * 3  # plenty: most get 1-2 votes
+    root = _datasets_root(settings, args.datasets)
+    collections = [c for c in args.collections.split(",") if c] or None
+    if taste.needs_truth:
+        pages = dataset_pages(root, seed=args.seed, collections=collections, limit=n_pages)
+        if not pages:
+            raise SystemExit(f"the {args.taste} taste compares with the true colors: no "
+                             f"val/test pages with truth under {root}")
+    else:
+        pages = pages_for_simulation(n_pages, root, seed=args.seed)
     guilds = [int(g) for g in args.guilds.split(",") if g]
 
     async def run() -> Any:
@@ -356,15 +373,18 @@ def _simulate(args: argparse.Namespace) -> int:
                 db,
                 family,
                 pages,
-                taste=TASTES[args.taste],
+                taste=taste,
                 n_votes=args.votes,
                 n_voters=args.voters,
                 guilds=guilds,
                 seed=args.seed,
+                spread=args.spread,
+                max_per_page=args.max_per_page,
             )
         finally:
             await db.close()
 
     report = asyncio.run(run())
-    print(json.dumps(report.to_dict(), indent=2))
+    shown = {k: v for k, v in report.to_dict().items() if k not in ("page_values", "page_sources")}
+    print(json.dumps(shown, indent=2))
     return 0

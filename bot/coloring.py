@@ -21,6 +21,7 @@ from bot.sheet import contact_sheet_png
 
 if TYPE_CHECKING:
     from bot.app import ColorBot
+    from models.worker.coloring import MemberColoring
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class ColoredPage:
     content: str
     files: list[ImageFile]
     emojis: list[str]  # one reaction per member, in family order
-    colorings: list[Any]  # worker MemberColoring objects
+    colorings: list[MemberColoring]
     parameters: dict[str, Any] = field(default_factory=dict)
     ms: float = 0.0
 
@@ -176,7 +177,7 @@ async def finish_reply(
             NewColoring(
                 member=c.member, version=c.version, emoji=c.emoji, image=c.png,
                 parameters=colored.parameters, duration_ms=c.ms,
-                timings={"batch_size": getattr(c, "batch_size", 1)},
+                timings={"batch_size": c.batch_size},
             )
             for c in colored.colorings
         ],

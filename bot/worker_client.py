@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 
+from models.worker.coloring import MemberColoring
+
 if TYPE_CHECKING:
     from colorbot.settings import Settings
     from models.worker.engine import Engine
@@ -57,16 +59,6 @@ class WorkerError(Exception):
         self.message = message
         self.status = status
         self.retryable = retryable
-
-
-@dataclass(frozen=True)
-class MemberColoring:
-    member: str  # family member name
-    emoji: str  # its voting emoji
-    version: int  # member version that colored it (what a Coloring row records)
-    png: bytes  # the coloring, PNG, the page's size
-    ms: float  # this member's time for this page in the worker (queue + run + encode)
-    batch_size: int = 1  # pages in the network call it was part of (1 in-process unbatched)
 
 
 @dataclass(frozen=True)
@@ -124,6 +116,8 @@ def _parse_colorings(body: dict[str, Any]) -> list[MemberColoring]:
                 png=base64.b64decode(entry["png_base64"], validate=True),
                 ms=float(entry.get("ms", 0.0)),
                 batch_size=int(entry.get("batch_size", 1)),
+                queue_ms=float(entry.get("queue_ms", 0.0)),
+                run_ms=float(entry.get("run_ms", 0.0)),
             )
         )
     return colorings
@@ -430,10 +424,7 @@ class InProcessWorker:
             raise WorkerError("Something went wrong while coloring this page.",
                               retryable=True) from exc
         return ColorizeResult(
-            colorings=[
-                MemberColoring(c.member, c.emoji, c.version, c.png, c.ms, c.batch_size)
-                for c in result.colorings
-            ],
+            colorings=list(result.colorings),
             page=result.page,
             worker="in-process",
             ms=round((time.perf_counter() - started) * 1000, 1),

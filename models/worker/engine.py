@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from models.options import KINDS, MAX_STRENGTH, SEED_LIMIT, resolve_device
 from models.worker.batcher import BatchConfig, Batcher, BatchFailed, MemberOutput, QueueFull
+from models.worker.coloring import MemberColoring
 from models.worker.metrics import WorkerMetrics
 from models.worker.settings import WorkerSettings
 
@@ -206,18 +207,6 @@ class PipelineBackend:
 
         with torch.inference_mode():
             return colorizer.composite(page, output)
-
-
-@dataclass
-class MemberColoring:
-    member: str
-    emoji: str
-    version: int
-    png: bytes
-    ms: float  # queue + network run + PNG encoding, as this request saw it
-    queue_ms: float
-    run_ms: float  # the whole batched call
-    batch_size: int
 
 
 @dataclass

@@ -28,7 +28,7 @@ import discord
 from bot.coloring import (
     DEFAULT_FILESIZE_LIMIT,
     ColoredPage,
-    Page,
+    PageRequest,
     check_rate,
     color_page,
     discord_files,
@@ -149,7 +149,7 @@ async def recolor(
     members, strength = await _shown_with(bot, shown_on, page_id)
     if seed is None:
         seed = random.randrange(SEED_LIMIT)
-    page = Page(
+    page = PageRequest(
         data=data, filename=stored.filename or "page.png", guild_id=stored.guild_id,
         channel_id=channel_id, message_id=None,
         # The page stays its author's: /forget by them removes the retries too.

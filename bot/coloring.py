@@ -31,8 +31,9 @@ DEFAULT_FILESIZE_LIMIT = 10 * 1024 * 1024
 
 
 @dataclass
-class Page:
-    """A page someone asked us to color, and where it came from."""
+class PageRequest:
+    """A page someone asked us to color, and where it came from (its stored record,
+    once `color_page` recorded it, is a `db.Page`)."""
 
     data: bytes
     filename: str
@@ -97,7 +98,7 @@ def legend(colorings: list[Any]) -> str:
 
 async def color_page(
     bot: ColorBot,
-    page: Page,
+    page: PageRequest,
     *,
     members: list[str] | None = None,
     strength: float = 1.0,

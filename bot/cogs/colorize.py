@@ -7,7 +7,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import ColorBot
-from bot.coloring import Page, check_rate, color_page, discord_files, finish_reply, read_attachment
+from bot.coloring import (
+    PageRequest,
+    check_rate,
+    color_page,
+    discord_files,
+    finish_reply,
+    read_attachment,
+)
 from bot.duel import reply_view
 from bot.errors import UserError
 from models.options import SEED_LIMIT
@@ -55,7 +62,7 @@ class Colorize(commands.Cog):
             members = [model]
         await check_rate(self.bot, interaction.user.id)
         data = await read_attachment(self.bot, page)
-        request = Page(
+        request = PageRequest(
             data=data, filename=page.filename, guild_id=interaction.guild_id,
             channel_id=interaction.channel_id, message_id=None, author_id=interaction.user.id,
             source="slash",

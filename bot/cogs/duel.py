@@ -17,7 +17,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import ColorBot
-from bot.coloring import Page, check_attachment, check_rate, color_page, read_attachment
+from bot.coloring import PageRequest, check_attachment, check_rate, color_page, read_attachment
 from bot.duel import DuelStartButton, DuelVoteButton, NeedTwo, post_duel
 from bot.duel_board import DuelBoard, head_to_head_records, head_to_head_rows
 
@@ -49,7 +49,7 @@ class Duel(commands.Cog):
         check_attachment(page, self.bot.settings.max_upload_bytes)
         await check_rate(self.bot, interaction.user.id)
         data = await read_attachment(self.bot, page)
-        request = Page(
+        request = PageRequest(
             data=data, filename=page.filename, guild_id=interaction.guild_id,
             channel_id=interaction.channel_id, message_id=None, author_id=interaction.user.id,
             source="duel",

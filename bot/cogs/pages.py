@@ -16,7 +16,7 @@ from discord.ext import commands
 
 from bot.app import ColorBot
 from bot.coloring import (
-    Page,
+    PageRequest,
     check_rate,
     color_page,
     discord_files,
@@ -85,7 +85,7 @@ class Pages(commands.Cog):
         try:
             await check_rate(self.bot, message.author.id)
             data = await read_attachment(self.bot, attachment)
-            page = Page(
+            page = PageRequest(
                 data=data, filename=attachment.filename, guild_id=message.guild.id,  # type: ignore[union-attr]
                 channel_id=message.channel.id, message_id=message.id,
                 author_id=message.author.id,

@@ -1,9 +1,10 @@
 """pix2pix training: the generator learns from L1 plus a PatchGAN judge.
 
 Same loop, data, checkpoints and snapshots as the encoder-decoder
-(`training.train._run`); only the step differs. The judge (`PatchDiscriminator`)
-scores overlapping patches of (page L, coloring) pairs: "is this coloring of this
-page real?", which punishes the washed-out average colors that L1 alone settles on.
+(`training.train.train` runs `GanSteps` for pix2pix members); only the step differs.
+The judge (`PatchDiscriminator`) scores overlapping patches of (page L, coloring)
+pairs: "is this coloring of this page real?", which punishes the washed-out average
+colors that L1 alone settles on.
 
 Losses (Isola et al.): D minimizes BCE(D(page, real), 1) + BCE(D(page, G(page)), 0)
 (halved); G minimizes gan_adv_weight * BCE(D(page, G(page)), 1) + gan_l1_weight * L1.
@@ -12,37 +13,22 @@ Both use Adam(beta1=0.5). On CUDA each has its own GradScaler under float16 auto
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from models.pix2pix import DiscriminatorConfig, PatchDiscriminator
-from training.train import (
-    FinishHook,
-    PairCrops,
-    SnapshotHook,
-    TrainConfig,
-    TrainResult,
-    _Dist,
-    _run,
-    lr_at,
-    unwrap,
-)
+from training.config import Dist, TrainConfig, lr_at, unwrap
+
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
 
 
-def train_gan(cfg: TrainConfig, on_snapshot: SnapshotHook | None = None,
-              on_finish: FinishHook | None = None) -> TrainResult:
-    """Train (or resume) a pix2pix member; same contract as `training.train.train`."""
-    if cfg.architecture != "pix2pix":
-        raise ValueError("train_gan trains pix2pix members")
-    return _run(cfg, _GanSteps, on_snapshot, on_finish)
-
-
-class _GanSteps:
-    def __init__(self, cfg: TrainConfig, net: nn.Module, data: PairCrops, device: torch.device,
-                 dist: _Dist) -> None:
+class GanSteps:
+    def __init__(self, cfg: TrainConfig, net: nn.Module, data: Dataset[Any], device: torch.device,
+                 dist: Dist) -> None:
         self.cfg = cfg
         self.device = device
         disc_cfg = DiscriminatorConfig(**{"in_channels": 1 + cfg.out_channels, **cfg.disc})

@@ -4,7 +4,8 @@ No rotation augmentation is ever stored or applied in this package: a horizontal
 means something else than a vertical one (the sky sits above the horizon, ground below,
 faces are upright), so a rotated picture teaches wrong colors. Crops, scale changes and
 horizontal flips (a mirror keeps "up" up) belong to the training loader
-(`training.datasets.torch_dataset.PairDataset`), not to the stored pairs.
+(`training.train.PairCrops`), not to the stored pairs. `read_manifest` is the one reader
+of the format; the trainer reads through it too.
 """
 
 from __future__ import annotations

@@ -63,6 +63,11 @@ async def _with_connection(
         async with engine.connect() as connection:
             if migration:
                 connection = await connection.execution_options(**{WRITE: True, MIGRATION: True})
+                # Begun here, every revision runs in this one transaction. Left to itself,
+                # Alembic commits after each revision on SQLite (no "transactional DDL"),
+                # which lets a second process that waited for the lock run the next
+                # revision too, then this one runs it again ("table ... already exists").
+                await connection.begin()
             result = await connection.run_sync(fn)
             if migration and sqlite:
                 broken = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).all()

@@ -105,6 +105,26 @@ async def test_dropping_unused_guild_columns_keeps_guilds_and_their_pages(
         await engine.dispose()
 
 
+async def test_an_upgrade_is_one_transaction(tmp_path: Path) -> None:
+    # Committed revision by revision (Alembic's way on SQLite), a second process that
+    # waited for the lock would run the remaining revisions too, and this one would then
+    # run them again: "table ... already exists".
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    commits: list[object] = []
+
+    def count(connection: object) -> None:
+        commits.append(connection)
+
+    event.listen(Engine, "commit", count)
+    try:
+        await migrate.upgrade(f"sqlite:///{tmp_path / 'x.sqlite3'}")
+    finally:
+        event.remove(Engine, "commit", count)
+    assert len(commits) == 1
+
+
 async def test_upgrades_at_once_in_two_processes_and_in_one(backend: Backend) -> None:
     # The bot and the trainer start together: one migrates, the others find it done.
     other_process = await asyncio.create_subprocess_exec(

@@ -26,11 +26,14 @@ import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 from skimage.color import deltaE_ciede2000, rgb2lab
+
+if TYPE_CHECKING:
+    from models.family import Family
 
 LINE_L = 50.0  # page pixels darker than this are lines
 DARK_L = 60.0  # a line pixel is "kept dark" when its coloring is darker than this
@@ -119,7 +122,7 @@ def _load_rows(dataset: Path, split: str, limit: int) -> list[dict[str, Any]]:
     return rows
 
 
-def evaluate(family: Any, members: list[str], dataset: str | Path, split: str = "test",
+def evaluate(family: Family, members: list[str], dataset: str | Path, split: str = "test",
              limit: int = 0, batch: int = 8, device: str | None = None,
              raw: bool = True) -> dict[str, Any]:
     """Evaluate `members` of `family` on one dataset split; returns the JSON report.

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from db import Database
     from training.leaderboard import LeaderboardRow
     from training.retrain import CycleReport
     from training.train import TrainResult
@@ -231,7 +232,7 @@ def cycle_message(report: CycleReport, rows: Sequence[LeaderboardRow]) -> str:
     return "\n".join(lines)
 
 
-async def post_cycle(url: str, report: CycleReport, db: Any, *, guild_id: int | None = None,
+async def post_cycle(url: str, report: CycleReport, db: Database, *, guild_id: int | None = None,
                      emojis: dict[str, str] | None = None,
                      timeout: float = TIMEOUT_S) -> bool:
     """Post a finished cycle with the new board and its chart. Never raises."""

@@ -8,6 +8,7 @@ from discord.ext import commands
 
 from bot.app import ColorBot
 from bot.coloring import (
+    DEFAULT_FILESIZE_LIMIT,
     PageRequest,
     check_rate,
     color_page,
@@ -19,7 +20,7 @@ from bot.duel import reply_view
 from bot.errors import UserError
 from models.options import SEED_LIMIT
 
-DEFAULT_FILESIZE_LIMIT = 10 * 1024 * 1024
+# What /colorize offers: a narrower range than a worker accepts (models.options).
 MIN_STRENGTH, MAX_STRENGTH = 0.5, 2.0
 MAX_SEED = SEED_LIMIT - 1
 

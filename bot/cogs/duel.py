@@ -17,14 +17,20 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import ColorBot
-from bot.coloring import PageRequest, check_attachment, check_rate, color_page, read_attachment
+from bot.coloring import (
+    DEFAULT_FILESIZE_LIMIT,
+    PageRequest,
+    check_attachment,
+    check_rate,
+    color_page,
+    read_attachment,
+)
 from bot.duel import DuelStartButton, DuelVoteButton, NeedTwo, post_duel
 from bot.duel_board import DuelBoard, head_to_head_records, head_to_head_rows
 
 if TYPE_CHECKING:
     from db.duels import DuelSide
 
-DEFAULT_FILESIZE_LIMIT = 10 * 1024 * 1024
 MAX_RECORDS = 10  # head-to-head lines shown under the board
 
 

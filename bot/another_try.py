@@ -17,7 +17,6 @@ not take back a vote on the first reply.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import re
@@ -72,7 +71,8 @@ class AnotherTryButton(
 
     @classmethod
     async def from_custom_id(cls, interaction: discord.Interaction,
-                             item: discord.ui.Button, match: re.Match[str]) -> AnotherTryButton:
+                             item: discord.ui.Item[Any], match: re.Match[str]
+                             ) -> AnotherTryButton:
         return cls(int(match["page_id"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
@@ -143,7 +143,7 @@ async def recolor(
 
     try:
         stored = await bot.store.get_page(page_id)
-        data = await asyncio.to_thread(bot.store.store.get, stored.sha256)
+        data = await bot.store.read_image(stored.sha256)
     except (NotFound, FileNotFoundError):
         raise PageGone() from None
     members, strength = await _shown_with(bot, shown_on, page_id)

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import random
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 
@@ -89,7 +89,7 @@ class DuelVoteButton(
 
     @classmethod
     async def from_custom_id(cls, interaction: discord.Interaction,
-                             item: discord.ui.Button, match: re.Match[str]) -> DuelVoteButton:
+                             item: discord.ui.Item[Any], match: re.Match[str]) -> DuelVoteButton:
         return cls(int(match["duel_id"]), match["choice"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
@@ -110,7 +110,8 @@ class DuelStartButton(
 
     @classmethod
     async def from_custom_id(cls, interaction: discord.Interaction,
-                             item: discord.ui.Button, match: re.Match[str]) -> DuelStartButton:
+                             item: discord.ui.Item[Any], match: re.Match[str]
+                             ) -> DuelStartButton:
         return cls(int(match["page_id"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
@@ -240,8 +241,8 @@ async def duel_from_reply(bot: ColorBot, interaction: discord.Interaction,
             raise DuelPageGone() from None
         a, b = pick_pair(await page_sides(store, page_id))
         try:
-            page_png, a_png, b_png = await asyncio.to_thread(
-                lambda: [store.store.get(sha) for sha in (page.sha256, a.sha256, b.sha256)])
+            page_png, a_png, b_png = [
+                await store.read_image(sha) for sha in (page.sha256, a.sha256, b.sha256)]
         except FileNotFoundError:
             raise DuelPageGone() from None
         await post_duel(bot, interaction, page_id, page_png, (a, a_png), (b, b_png))

@@ -216,6 +216,13 @@ class DatabaseCore:
         """`dialect_insert`, for the queries written as methods."""
         return dialect_insert(session, model)
 
+    async def read_image(self, sha: str) -> bytes:
+        """The stored image `sha` (read in a thread); FileNotFoundError when it is not
+        stored, or when this database has no image store."""
+        if self.store is None:
+            raise FileNotFoundError(f"no image store for {sha}")
+        return await asyncio.to_thread(self.store.get, sha)
+
     async def _store_put(self, data: bytes) -> str:
         """Store `data` (before the record naming it commits); its sha256."""
         if self.store is None:

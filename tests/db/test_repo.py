@@ -60,6 +60,19 @@ async def test_same_image_in_same_message_is_one_page_stored_once(db: Database) 
     assert first.page.size_bytes == len(image)
 
 
+async def test_read_image_gives_the_stored_bytes(db: Database, backend) -> None:
+    recorded = await db.record_page(png("dog"), guild_id=GUILD, message_id=52)
+    assert await db.read_image(recorded.page.sha256) == png("dog")
+    with pytest.raises(FileNotFoundError):
+        await db.read_image("0" * 64)
+    without_store = backend.database()
+    try:
+        with pytest.raises(FileNotFoundError):
+            await without_store.read_image(recorded.page.sha256)
+    finally:
+        await without_store.close()
+
+
 async def test_discord_ids_keep_all_64_bits(db: Database) -> None:
     big = 1_234_567_890_123_456_789  # a real-sized snowflake
     page, ids = await posted_page(db, message_id=big, reply_id=big + 1, guild_id=big - 1)

@@ -69,7 +69,7 @@ Insert = postgresql.Insert | sqlite.Insert
 
 
 def dialect_name(session: AsyncSession) -> str:
-    """"sqlite" or "postgresql"."""
+    """The session's database: "sqlite" or "postgresql"."""
     return session.get_bind().dialect.name
 
 
@@ -211,10 +211,6 @@ class DatabaseCore:
             if write:
                 await session.connection(execution_options={WRITE: True})
             return await fn(session)
-
-    def _insert(self, session: AsyncSession, model: type[Base]) -> Insert:
-        """`dialect_insert`, for the queries written as methods."""
-        return dialect_insert(session, model)
 
     async def read_image(self, sha: str) -> bytes:
         """The stored image `sha` (read in a thread); FileNotFoundError when it is not

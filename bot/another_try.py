@@ -57,7 +57,7 @@ def custom_id(page_id: int) -> str:
 
 
 class AnotherTryButton(
-    discord.ui.DynamicItem[discord.ui.Button],
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
     template=re.escape(CUSTOM_ID_PREFIX) + r"(?P<page_id>[0-9]{1,20})",
 ):
     """The 🎲 button for one stored page; rebuilt from its custom_id on every click."""

@@ -75,7 +75,7 @@ def start_id(page_id: int) -> str:
 
 
 class DuelVoteButton(
-    discord.ui.DynamicItem[discord.ui.Button],
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
     template=re.escape(VOTE_PREFIX) + r"(?P<duel_id>[0-9]{1,20}):(?P<choice>a|b|tie)",
 ):
     """One of a duel's three buttons; rebuilt from its custom_id on every click."""
@@ -97,7 +97,7 @@ class DuelVoteButton(
 
 
 class DuelStartButton(
-    discord.ui.DynamicItem[discord.ui.Button],
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
     template=re.escape(START_PREFIX) + r"(?P<page_id>[0-9]{1,20})",
 ):
     """The "Duel" button under a family reply: two of its colorings, without names."""

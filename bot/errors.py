@@ -40,11 +40,6 @@ class SlowDown(UserError):
         )
 
 
-class DatabaseUnavailable(UserError):
-    def __init__(self) -> None:
-        super().__init__("I couldn't reach my notebook just now. Please try again in a moment.")
-
-
 GENERIC_MESSAGE = "Something went wrong on my side. Please try again in a moment."
 WORKER_DOWN_MESSAGE = "My colorists are taking a break right now. Please try again in a minute."
 
@@ -69,14 +64,16 @@ def user_message(exc: BaseException) -> str:
     if name == "WorkerError" and module.startswith("bot"):
         return str(exc) or WORKER_DOWN_MESSAGE
     if module.startswith("sqlalchemy") or name in {"OperationalError", "InterfaceError"}:
-        return DatabaseUnavailable().args[0]
+        from db.errors import DatabaseUnavailable
+
+        return DatabaseUnavailable.user_message
     from discord import app_commands
 
     if isinstance(exc, app_commands.MissingPermissions):
         needed = ", ".join(p.replace("_", " ").title() for p in exc.missing_permissions)
         return f"You need the **{needed}** permission for that."
     if isinstance(exc, app_commands.CommandOnCooldown):
-        return SlowDown(exc.retry_after).args[0]
+        return str(SlowDown(exc.retry_after))
     if isinstance(exc, app_commands.CheckFailure):
         return "You can't use that command here."
     return GENERIC_MESSAGE

@@ -27,16 +27,16 @@ def _inline(text: str, image_url: Callable[[str], str | None]) -> str:
             continue
         html = str(escape(part))
 
-        def image(m: re.Match) -> str:
+        def image(m: re.Match[str]) -> str:
             src = image_url(m.group(2))
             if src is None:
                 return ""
             return f'<img src="{escape(src)}" alt="{m.group(1)}" loading="lazy">'
 
-        def link(m: re.Match) -> str:
+        def link(m: re.Match[str]) -> str:
             url = m.group(2)
             if not _SAFE_URL.match(url):
-                return m.group(1)
+                return str(m.group(1))
             return f'<a href="{url}" rel="nofollow noopener">{m.group(1)}</a>'
 
         html = _IMAGE.sub(image, html)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -33,7 +34,7 @@ def growing_up_pictures(family_path: str) -> dict[str, Path]:
     return pictures
 
 
-def describe(member: dict) -> str:
+def describe(member: dict[str, Any]) -> str:
     line = f"{member.get('emoji', '')} **{member['name']}** (v{member.get('version', 1)})"
     if member.get("description"):
         line += f" - {member['description']}"

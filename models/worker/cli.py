@@ -9,7 +9,9 @@ from models.worker.settings import WorkerSettings
 _DEFAULTS = WorkerSettings()
 
 
-def register_worker_command(subparsers: argparse._SubParsersAction) -> None:
+def register_worker_command(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
     parser = subparsers.add_parser(
         "worker",
         help="serve colorings over HTTP (dynamic batching, CUDA when present)",
@@ -92,7 +94,7 @@ def _run_worker(args: argparse.Namespace) -> int:
     if settings.torch_threads == 0 and resolve_device(settings.device).startswith("cpu"):
         settings = dataclasses.replace(settings, torch_threads=1)
     if settings.family_path:
-        from models.family import copy_bundled_family
+        from models.registry import copy_bundled_family
 
         # A writable family folder that retraining will add versions to starts as the
         # bundled family (compose: COLORBOT_FAMILY=/data/family).

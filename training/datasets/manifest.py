@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -139,7 +140,7 @@ class DatasetWriter:
         license: str,
         kind: str = "lineart",
         *,
-        info: dict | None = None,
+        info: dict[str, Any] | None = None,
     ) -> None:
         if kind not in PAGE_KINDS:
             raise ValueError(f"kind must be lineart or photo, not {kind!r}")
@@ -258,7 +259,7 @@ class DatasetWriter:
         )
 
 
-def dataset_summary(root: str | Path) -> dict:
+def dataset_summary(root: str | Path) -> dict[str, Any]:
     """Pairs per split and per license of a dataset folder."""
     splits = dict.fromkeys(SPLITS, 0)
     licenses: dict[str, int] = {}

@@ -14,6 +14,7 @@ Setting up
     Database.from_settings(settings)        store under <data dir>/store
     await db.upgrade(revision="head") / schema_revision() / check_schema()
     db.store: ImageStore                    put(bytes) -> sha256, path(sha), get(sha)
+    await db.read_image(sha) -> bytes        FileNotFoundError when not stored
 
 Guilds and channels (db/channels.py)
     ensure_guild(guild_id, name=None) -> Guild

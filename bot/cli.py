@@ -11,9 +11,12 @@ import asyncio
 import logging
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from colorbot.settings import load_dotenv
+
+if TYPE_CHECKING:
+    from colorbot.settings import Settings
 
 __all__ = ["load_dotenv", "register", "run_bot"]
 
@@ -57,7 +60,7 @@ def run_bot(args: argparse.Namespace) -> int:
     return asyncio.run(_run(settings, upgrade=not getattr(args, "no_upgrade", False)))
 
 
-async def _run(settings: Any, upgrade: bool = True) -> int:
+async def _run(settings: Settings, upgrade: bool = True) -> int:
     import discord
 
     from bot.app import ColorBot

@@ -38,7 +38,7 @@ from models.worker.coloring import MemberColoring
 
 if TYPE_CHECKING:
     from colorbot.settings import Settings
-    from models.worker.engine import Engine
+    from models.worker.engine import Backend, Engine
 
 log = logging.getLogger(__name__)
 
@@ -353,7 +353,7 @@ class InProcessWorker:
         max_wait_ms: float = 10.0,
         max_queue_size: int = 32,
         max_page_pixels: int | None = None,
-        backend: Any = None,
+        backend: Backend | None = None,
     ) -> None:
         self.family_path = family_path or ""
         self.device = device

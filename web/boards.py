@@ -8,9 +8,12 @@ import asyncio
 import base64
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from training.leaderboard import LeaderboardRow, chart_png, leaderboard_rows
+
+if TYPE_CHECKING:
+    from db import Database
 
 
 @dataclass
@@ -43,7 +46,7 @@ class BoardCache:
         self._boards: dict[int | None, Board] = {}
         self._locks: dict[int | None, asyncio.Lock] = {}
 
-    async def board(self, db: Any, guild_id: int | None, emojis: dict[str, str],
+    async def board(self, db: Database, guild_id: int | None, emojis: dict[str, str],
                     title: str) -> Board:
         lock = self._locks.setdefault(guild_id, asyncio.Lock())
         async with lock:  # one refit at a time per board, however many readers

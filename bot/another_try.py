@@ -33,7 +33,7 @@ from bot.coloring import (
     discord_files,
     finish_reply,
 )
-from bot.errors import SlowDown, UserError
+from bot.errors import SlowDown, UserError, report_interaction_error
 from models.options import SEED_LIMIT
 
 if TYPE_CHECKING:
@@ -92,8 +92,6 @@ async def another_try(bot: ColorBot, interaction: discord.Interaction, page_id: 
 
     Every failure ends in one kind message to the clicker, the details in the log.
     """
-    from bot.app import report_interaction_error
-
     try:
         await check_rate(bot, interaction.user.id)  # a retry costs what a posted page costs
     except SlowDown as exc:

@@ -20,7 +20,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.attachments import AttachmentFetcher
-from bot.errors import GENERIC_MESSAGE, user_message
+from bot.errors import report_interaction_error
 from bot.ratelimit import Limiter, RateLimiter, SharedRateLimiter
 from colorbot.settings import Settings
 
@@ -69,24 +69,6 @@ class ColorTree(app_commands.CommandTree):
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
         await report_interaction_error(interaction, error)
-
-
-async def report_interaction_error(interaction: discord.Interaction, error: BaseException) -> None:
-    """The one place slash-command failures end: a kind message to the user, the details
-    in the log."""
-    message = user_message(error)
-    command = interaction.command.qualified_name if interaction.command else "?"
-    if message == GENERIC_MESSAGE:  # unexpected: the traceback belongs in the log
-        log.error("/%s failed", command, exc_info=error)
-    else:
-        log.info("/%s: %s (%s)", command, message, type(error).__name__)
-    try:
-        if interaction.response.is_done():
-            await interaction.followup.send(message, ephemeral=True)
-        else:
-            await interaction.response.send_message(message, ephemeral=True)
-    except discord.HTTPException:
-        log.warning("could not tell the user about the error", exc_info=True)
 
 
 class ColorBot(commands.AutoShardedBot):

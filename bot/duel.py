@@ -28,7 +28,7 @@ import discord
 
 from bot.another_try import AnotherTryButton
 from bot.coloring import DEFAULT_FILESIZE_LIMIT, check_rate, discord_files
-from bot.errors import SlowDown, UserError
+from bot.errors import SlowDown, UserError, report_interaction_error
 from bot.files import ImageFile, fit_images
 from bot.sheet import contact_sheet_png
 
@@ -155,7 +155,6 @@ async def vote(bot: ColorBot, interaction: discord.Interaction, duel_id: int,
                choice: str) -> None:
     """A click on A, B or Tie: record it (replacing the clicker's earlier vote in this
     duel) and tell the clicker, and only them, who painted what."""
-    from bot.app import report_interaction_error
     from db import NotFound
     from db.duels import cast_duel_vote
 
@@ -223,7 +222,6 @@ async def duel_from_reply(bot: ColorBot, interaction: discord.Interaction,
     """A click on 🆚 Duel under a family reply: two of its colorings, without names.
 
     It costs one page against the clicker's rate limit (it posts a new message)."""
-    from bot.app import report_interaction_error
     from db import NotFound
     from db.duels import page_sides
 

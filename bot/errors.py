@@ -9,6 +9,10 @@ safe to show (`UserError`, `PageError`, `WorkerError`).
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import discord
 
 log = logging.getLogger(__name__)
 
@@ -77,3 +81,23 @@ def user_message(exc: BaseException) -> str:
     if isinstance(exc, app_commands.CheckFailure):
         return "You can't use that command here."
     return GENERIC_MESSAGE
+
+
+async def report_interaction_error(interaction: discord.Interaction, error: BaseException) -> None:
+    """The one place slash-command and button failures end: a kind message to the user,
+    the details in the log."""
+    import discord
+
+    message = user_message(error)
+    command = interaction.command.qualified_name if interaction.command else "?"
+    if message == GENERIC_MESSAGE:  # unexpected: the traceback belongs in the log
+        log.error("/%s failed", command, exc_info=error)
+    else:
+        log.info("/%s: %s (%s)", command, message, type(error).__name__)
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(message, ephemeral=True)
+        else:
+            await interaction.response.send_message(message, ephemeral=True)
+    except discord.HTTPException:
+        log.warning("could not tell the user about the error", exc_info=True)

@@ -629,13 +629,13 @@ class CycleConfig:
 class MemberOutcome:
     member: str
     parent_version: int
-    method: str = ""
     version: int | None = None
     promoted: bool = False
     reason: str = ""
     finetune: dict = field(default_factory=dict)
     gate: dict = field(default_factory=dict)
     seconds: float = 0.0
+    method: str = ""  # "dpo" or "target" (CycleConfig.method)
 
 
 @dataclass

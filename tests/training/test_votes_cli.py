@@ -76,7 +76,8 @@ def test_leaderboard_json_and_chart(data, capsys):
     assert rows[0]["rank"] == 1 and {"member", "rating", "lower", "upper"} <= set(rows[0])
     assert (data / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert _run(["leaderboard", "--guild", "7", "--rounds", "5"]) == 0
-    assert "rating" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "share %" in out and "(favourite share: the share of votes" in out
     assert _run(["leaderboard", "--guild", "999", "--rounds", "5"]) == 0
     assert "no votes yet" in capsys.readouterr().out
 

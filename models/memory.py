@@ -1,25 +1,32 @@
-"""A member's memory: the pictures it grew up on, to recall by how their pages look.
+"""A member's memory: the pictures it grew up on, recalled by what the page draws.
 
 Recognising the drawing is worth more than brute-force training (measured: the true
-colors of look-alike training pages beat a network trained for half an hour). So each
-member keeps a small memory of its own collection — that is its point of view — and
-colors a region partly from what the look-alike pages it remembers had there:
+colors of look-alike training pages beat a network trained for half an hour, and the
+same emoji drawn by another set beats both). So each member keeps a memory of its own
+collection — that is its point of view — and colors a region partly from what the
+remembered pictures of the same thing had there:
 
-- **descriptor** of a page: its ink (1 - L/100) blurred and squeezed to `SIDE` x `SIDE`
-  (aspect ignored), mean removed, unit length; two pages whose lines fall in the same
-  places have a high dot product;
+- **recall key** of a page (`RecallKey`, computed once per page): its ink inside the
+  square frame around the drawing (`models/shape.py`), so drawings of any size and
+  position on the sheet line up;
+- **key** of a remembered page: the shape embedding of that view (a learned encoder
+  that maps the same thing drawn by different hands close together, stored in the
+  memory file so keys and queries always agree); a memory without an encoder falls
+  back to the blurred ink layout (`layout_descriptor`);
 - **recall**: the `k` most alike remembered pages, weighted by softmax(similarity / T);
-- **vote per region**: each recalled page's a/b cell under each of the region's
-  working-resolution pixels (its color map stretched over the page), weighted; the
-  region's histogram over cells is the memory's opinion, which the decoder adds to the
-  network's (`models.decoder`).
+- **vote per region**: each recalled picture's a/b cell under each of the region's
+  working-resolution pixels, both seen in their ink frames; the region's histogram over
+  cells is the memory's opinion, which the decoder adds to the network's
+  (`models.decoder`).
 
-Stored as one safetensors file per member: `descriptors` (N, SIDE*SIDE) int8 and
-`cells` (N, SIDE, SIDE) uint8 (the a/b cell of the true color; `bins` in metadata).
+Stored as one safetensors file per member: `keys` (N, D) int8, `cells` (N, SIDE, SIDE)
+uint8 (the a/b cell of the true color in the ink frame), and the encoder's weights
+(`encoder.*`); `bins`, `temperature` and the encoder config in metadata.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,16 +34,40 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-SIDE = 32  # descriptor and color-map side
+from models.shape import VIEW, Frame, ShapeConfig, ShapeEncoder, crop_frame, ink_frame, ink_view
+
+SIDE = 32  # color-map side (and the layout descriptor's)
+FORMAT = "ink-frame-1"  # memory files of an older layout are not read (re-export)
+LAYOUT_TEMPERATURE = 0.05
+EMBEDDING_TEMPERATURE = 0.05
 
 
-def page_descriptor(lightness: np.ndarray) -> np.ndarray:
-    """(SIDE*SIDE,) float32 unit vector of a page's ink layout, from its L (H, W)."""
-    ink = 1.0 - np.clip(lightness.astype(np.float32), 0.0, 100.0) / 100.0
-    h, w = ink.shape
-    # Area-average down to a 4x grid first (keeps thin lines), then blur and sample.
-    t = torch.from_numpy(ink)[None, None]
-    small = torch.nn.functional.adaptive_avg_pool2d(t, (SIDE * 2, SIDE * 2))[0, 0].numpy()
+class MemoryFormatError(ValueError):
+    """A memory file this version cannot read (written by an older colorbot)."""
+
+
+@dataclass(frozen=True)
+class RecallKey:
+    """What a page shows a memory: its ink view in its ink frame, and the page size."""
+
+    view: np.ndarray  # (VIEW, VIEW) float32 ink in [0, 1]
+    frame: Frame
+    height: int
+    width: int
+
+
+def recall_key(lightness: np.ndarray) -> RecallKey:
+    """The recall key of a page, from its L (H, W) in [0, 100]."""
+    frame = ink_frame(lightness)
+    h, w = lightness.shape
+    return RecallKey(ink_view(lightness, frame), frame, h, w)
+
+
+def layout_descriptor(view: np.ndarray) -> np.ndarray:
+    """(SIDE*SIDE,) unit vector of an ink view's layout: blurred, squeezed, centered."""
+    small = torch.nn.functional.adaptive_avg_pool2d(
+        torch.from_numpy(np.ascontiguousarray(view, dtype=np.float32))[None, None],
+        (SIDE * 2, SIDE * 2))[0, 0].numpy()
     small = ndimage.gaussian_filter(small, 1.5)
     small = small.reshape(SIDE, 2, SIDE, 2).mean(axis=(1, 3)).reshape(-1)
     small = small - small.mean()
@@ -46,9 +77,11 @@ def page_descriptor(lightness: np.ndarray) -> np.ndarray:
 
 @dataclass
 class ColorMemory:
-    descriptors: torch.Tensor  # (N, D) float32 unit rows
+    keys: torch.Tensor  # (N, D) float32 unit rows
     cells: torch.Tensor  # (N, SIDE, SIDE) long: a/b cell of each remembered color map
     bins: int  # a/b cells per axis (the member's grid)
+    encoder: ShapeEncoder | None = None  # None: keys are layout descriptors
+    temperature: float = LAYOUT_TEMPERATURE
 
     @classmethod
     def load(cls, path: str | Path) -> ColorMemory:
@@ -56,61 +89,107 @@ class ColorMemory:
 
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
-            desc = fh.get_tensor("descriptors").float() / 127.0
+            if meta.get("format") != FORMAT:
+                raise MemoryFormatError(f"{Path(path).name}: a memory of an older colorbot; "
+                                        "export the member again to rebuild it")
+            keys = fh.get_tensor("keys").float() / 127.0
             cells = fh.get_tensor("cells").long()
-        desc = desc / desc.norm(dim=1, keepdim=True).clamp_min(1e-6)
-        return cls(desc, cells, int(meta.get("bins", "15")))
+            state = {k.removeprefix("encoder."): fh.get_tensor(k)
+                     for k in fh.keys() if k.startswith("encoder.")}
+        encoder = None
+        if state:
+            encoder = ShapeEncoder(ShapeConfig(**json.loads(meta["encoder"])))
+            encoder.load_state_dict({k: v.float() if v.is_floating_point() else v
+                                     for k, v in state.items()})
+            encoder.eval()
+        keys = keys / keys.norm(dim=1, keepdim=True).clamp_min(1e-6)
+        default_t = EMBEDDING_TEMPERATURE if encoder is not None else LAYOUT_TEMPERATURE
+        return cls(keys, cells, int(meta.get("bins", "15")), encoder,
+                   float(meta.get("temperature", default_t)))
 
     def save(self, path: str | Path) -> None:
         from safetensors.torch import save_file
 
-        desc = (self.descriptors * 127.0).round().clamp(-127, 127).to(torch.int8)
-        save_file({"descriptors": desc.contiguous(),
-                   "cells": self.cells.to(torch.uint8).contiguous()},
-                  str(path), metadata={"bins": str(self.bins), "side": str(SIDE)})
+        tensors = {"keys": (self.keys * 127.0).round().clamp(-127, 127).to(torch.int8),
+                   "cells": self.cells.to(torch.uint8)}
+        meta = {"format": FORMAT, "bins": str(self.bins), "side": str(SIDE),
+                "view": str(VIEW), "temperature": str(self.temperature)}
+        if self.encoder is not None:
+            for k, v in self.encoder.state_dict().items():
+                tensors[f"encoder.{k}"] = v.to(torch.float16) if v.is_floating_point() else v
+            meta["encoder"] = json.dumps(self.encoder.config_dict())
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
+        tmp.chmod(0o644)  # a family folder is read by workers running as other users
+        tmp.replace(path)
 
-    def recall(self, descriptor: np.ndarray, k: int = 8,
-               temperature: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
+    def key_of(self, recall: RecallKey) -> torch.Tensor:
+        """(D,) the memory's key for a page: its embedding, or its layout descriptor."""
+        if self.encoder is not None:
+            return torch.from_numpy(self.encoder.embed(recall.view))
+        return torch.from_numpy(layout_descriptor(recall.view))
+
+    def recall(self, recall: RecallKey, k: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
         """(indices (k,), weights (k,) summing to 1) of the most alike pages."""
-        sims = self.descriptors @ torch.from_numpy(descriptor)
+        sims = self.keys @ self.key_of(recall)
         k = min(k, sims.numel())
         top, idx = torch.topk(sims, k)
-        return idx, torch.softmax(top / temperature, dim=0)
+        return idx, torch.softmax(top / self.temperature, dim=0)
 
-    def region_votes(self, descriptor: np.ndarray, index: torch.Tensor, ids: torch.Tensor,
+    def region_votes(self, recall: RecallKey, index: torch.Tensor, ids: torch.Tensor,
                      n_ids: int, shape: tuple[int, int], k: int = 8) -> torch.Tensor:
         """(n_ids, Q) share of recalled color under each region's pixels.
 
-        `index` (N,) flat indices into the (h, w) working grid, `ids` (N,) their regions.
+        `index` (N,) flat indices into the (h, w) working grid of the page, `ids` (N,)
+        their regions.
         """
         h, w = shape
         q = self.bins * self.bins
         votes = torch.zeros(n_ids, q)
         if index.numel() == 0 or self.cells.shape[0] == 0:
             return votes
-        picks, weights = self.recall(descriptor, k)
-        ys = ((index // w).float() + 0.5) * (SIDE / h)
-        xs = ((index % w).float() + 0.5) * (SIDE / w)
-        cell_at = ys.long().clamp(0, SIDE - 1) * SIDE + xs.long().clamp(0, SIDE - 1)  # (N,)
+        picks, weights = self.recall(recall, k)
+        # Working-grid pixel centers -> page pixels -> the ink frame's SIDE x SIDE grid.
+        ys = ((index // w).float() + 0.5) * (recall.height / h)
+        xs = ((index % w).float() + 0.5) * (recall.width / w)
+        fy, fx = recall.frame.to_frame(ys, xs)
+        cy = (fy * SIDE).floor().long().clamp(0, SIDE - 1)
+        cx = (fx * SIDE).floor().long().clamp(0, SIDE - 1)
+        cell_at = cy * SIDE + cx  # (N,)
         flat = self.cells[picks].reshape(len(picks), -1)  # (k, SIDE*SIDE)
         for row, weight in zip(flat, weights, strict=True):
             votes.index_put_((ids, row[cell_at]), weight.expand(ids.numel()), accumulate=True)
         return votes / votes.sum(dim=1, keepdim=True).clamp_min(1e-9)
 
 
-def build_memory(pairs, bins: int) -> ColorMemory:
-    """A memory from `(page L (H, W) float, color RGB (H, W, 3) uint8)` pairs."""
+def color_cells(rgb: np.ndarray, frame: Frame, bins: int) -> torch.Tensor:
+    """(SIDE, SIDE) a/b cells of an RGB picture (H, W, 3) uint8 inside `frame`."""
     from models.colorspace import normalize_lab, rgb_to_lab
 
-    descs, cells = [], []
-    edges = bins / 2.0
+    t = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0
+    small = crop_frame(t, frame, SIDE, 1.0)  # white outside the picture
+    ab = normalize_lab(rgb_to_lab(small))[1:]  # (2, SIDE, SIDE) network scale
+    cell = ((ab.clamp(-1.0, 1.0 - 1e-6) + 1.0) * (bins / 2.0)).long()
+    return cell[0] * bins + cell[1]
+
+
+def build_memory(pairs, bins: int, encoder: ShapeEncoder | None = None,
+                 temperature: float | None = None) -> ColorMemory:
+    """A memory from `(page L (H, W) float, color RGB (H, W, 3) uint8)` pairs; keys by
+    `encoder` (the shape embedding) or, without one, by ink layout."""
+    views, cells = [], []
     for page_l, rgb in pairs:
-        descs.append(page_descriptor(page_l))
-        t = torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float()[None] / 255.0
-        small = torch.nn.functional.interpolate(t, size=(SIDE, SIDE), mode="area")[0]
-        ab = normalize_lab(rgb_to_lab(small))[1:]  # (2, SIDE, SIDE) network scale
-        cell = ((ab.clamp(-1.0, 1.0 - 1e-6) + 1.0) * edges).long()
-        cells.append(cell[0] * bins + cell[1])
-    desc = torch.from_numpy(np.stack(descs)) if descs else torch.zeros(0, SIDE * SIDE)
+        key = recall_key(np.asarray(page_l, dtype=np.float32))
+        views.append(key.view)
+        cells.append(color_cells(np.asarray(rgb), key.frame, bins))
+    if encoder is not None:
+        dim = encoder.cfg.dim
+        keys = encoder.embed(np.stack(views)) if views else np.zeros((0, dim), np.float32)
+    else:
+        keys = (np.stack([layout_descriptor(v) for v in views]) if views
+                else np.zeros((0, SIDE * SIDE), np.float32))
     grid = torch.stack(cells) if cells else torch.zeros(0, SIDE, SIDE, dtype=torch.long)
-    return ColorMemory(desc, grid, bins)
+    if temperature is None:
+        temperature = EMBEDDING_TEMPERATURE if encoder is not None else LAYOUT_TEMPERATURE
+    return ColorMemory(torch.from_numpy(keys), grid, bins, encoder, temperature)

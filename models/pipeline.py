@@ -22,6 +22,7 @@ Compositing (why: DESIGN.md):
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,8 +47,9 @@ from models.decoder import (
 )
 from models.family import Family, FamilyMember
 from models.images import page_lightness
-from models.memory import ColorMemory, page_descriptor
-from models.pagekind import KINDS, PageKind, detect_page_kind, paper_level
+from models.memory import ColorMemory, MemoryFormatError, RecallKey, recall_key
+from models.options import KINDS, MAX_STRENGTH, resolve_device
+from models.pagekind import PageKind, detect_page_kind, paper_level
 from models.regions import (
     INK_LEVEL,
     Regions,
@@ -59,7 +61,6 @@ from models.regions import (
 
 # Lines darker than this are never lightened by paper leveling.
 _LINE_LEVEL = 30.0
-MAX_STRENGTH = 4.0
 # Lines stay visible: a fill is never darker than the page's ink plus this much L. The
 # fill is lightened (not the line darkened): the page's own lines are what the person
 # drew, and a light pencil line keeps its look under a lighter fill.
@@ -69,6 +70,8 @@ _SURE_OF_BACKGROUND = 0.7
 # A decoded region this light (L) and this gray (chroma) is paper: it is drawn white.
 _PAPER_L = 85.0
 _PAPER_CHROMA = 6.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ class ColorizeOptions:
     # (each region's median of the per-pixel annealed means: the old way, for comparison)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("auto", *KINDS):
+        if self.kind not in KINDS:
             raise ValueError(f"kind must be auto, lineart or photo, not {self.kind!r}")
         if self.decoder not in ("regions", "median"):
             raise ValueError(f"decoder must be regions or median, not {self.decoder!r}")
@@ -104,7 +107,7 @@ class PreparedPage:
     regions: Regions | None  # line art with fill only
     assigned: torch.Tensor | None  # (H, W) int64 region id of every pixel (from regions)
     ink: float = 0.0  # lightness of the page's lines (median over line pixels); line art
-    descriptor: np.ndarray | None = None  # ink layout for recall (models/memory.py)
+    recall: RecallKey | None = None  # what the page shows members' memories (models/memory.py)
     seed: int | None = None  # decoder seed (ColorizeOptions.seed)
     decoder: str = "regions"  # ColorizeOptions.decoder
     _neighbours: list[set[int]] | None = field(default=None, repr=False)
@@ -215,10 +218,6 @@ def fuse_batchnorm(net: nn.Module) -> nn.Module:
     return fused
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def level_paper(lightness: np.ndarray, paper: float) -> np.ndarray:
     """Stretch a gray scan's paper to white, leaving lines (L <= 30) exactly as they are."""
     if paper >= 97.0 or paper <= _LINE_LEVEL + 5.0:
@@ -310,12 +309,12 @@ class Colorizer:
 
     def __init__(self, family: Family, device: str | torch.device | None = None) -> None:
         self.family = family
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = torch.device(resolve_device(str(device) if device is not None else None))
         # Inference copies with BatchNorm folded, keyed by member name and checked
         # against the family's network object, so a reloaded member is re-fused.
         self._fused: dict[str, tuple[nn.Module, nn.Module]] = {}
         self._fuse_lock = threading.Lock()
-        self._memories: dict[str, ColorMemory] = {}
+        self._memories: dict[str, ColorMemory | None] = {}
 
     def network(self, name: str) -> nn.Module:
         """The member's network on this device, ready for inference (BatchNorm folded)."""
@@ -339,7 +338,11 @@ class Colorizer:
         with self._fuse_lock:
             key = f"{member.name}:{name}"
             if key not in self._memories:
-                self._memories[key] = ColorMemory.load(self.family.root / name)
+                try:
+                    self._memories[key] = ColorMemory.load(self.family.root / name)
+                except MemoryFormatError as exc:  # colors without it rather than fail
+                    log.warning("%s: %s", member.name, exc)
+                    self._memories[key] = None
             return self._memories[key]
 
     # ---- per page, once -------------------------------------------------------------
@@ -354,14 +357,14 @@ class Colorizer:
         fill = kind == "lineart" and (options.fill is None or options.fill)
         regions = None
         ink = 0.0
-        descriptor = None
+        recall = None
         if kind == "lineart":
             paper = detected.paper if options.kind == "auto" else paper_level(lightness)
             lightness = level_paper(lightness, paper)
             ink = ink_level(lightness)
             if fill:
                 regions = find_regions(lightness)
-                descriptor = page_descriptor(lightness)
+                recall = recall_key(lightness)
         page = PreparedPage(
             width=width,
             height=height,
@@ -373,7 +376,7 @@ class Colorizer:
             regions=regions,
             assigned=torch.from_numpy(regions.assigned).long() if regions is not None else None,
             ink=ink,
-            descriptor=descriptor,
+            recall=recall,
             seed=options.seed,
             decoder=options.decoder,
         )
@@ -534,9 +537,9 @@ def _composite_filled(
     if decoded is not None and page.decoder == "regions":
         scores = region_log_scores(decoded.logp, samples)
         options = DecoderOptions(seed=page.seed, **(decoded.settings or {}))
-        if decoded.memory is not None and page.descriptor is not None:
+        if decoded.memory is not None and page.recall is not None:
             ids = torch.repeat_interleave(torch.arange(samples.counts.numel()), samples.counts)
-            votes = decoded.memory.region_votes(page.descriptor, samples.index, ids,
+            votes = decoded.memory.region_votes(page.recall, samples.index, ids,
                                                 samples.counts.numel(), samples.size)
             scores = with_memory(scores, votes, options.memory_weight)
         adjusted = adjusted_scores(scores, decoded.prior, options.prior_weight)

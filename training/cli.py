@@ -1,4 +1,5 @@
-"""`colorbot` subcommands of the training package: dataset, train, evaluate, export.
+"""`colorbot` subcommands of the training package: dataset, train, evaluate, export,
+shape-train and remember.
 
 `colorbot dataset ...` comes from the data side (`training.datasets.cli`); the trainer
 adds `train` (also under `torchrun --nproc_per_node N -m colorbot train ...`),
@@ -26,6 +27,7 @@ def register(subparsers) -> None:
     _register_train(subparsers)
     _register_evaluate(subparsers)
     _register_export(subparsers)
+    _register_shape(subparsers)
     __import__("training.votes_cli").votes_cli.register_vote_commands(subparsers)  # #5
 
 
@@ -278,4 +280,115 @@ def _export(args: argparse.Namespace) -> int:
         return 2
     print(f"exported {member.name} v{member.version}: {member.weights} "
           f"({member.extra['weights_bytes'] / 1e6:.2f} MB), card {member.card}")
+    return 0
+
+
+# --------------------------------------------------------------------- memories
+
+def _register_shape(subparsers) -> None:
+    p = subparsers.add_parser(
+        "shape-train",
+        help="train the shape embedding members recall their pictures by",
+        description="Train the shape embedding (models/shape.py) on the same emoji drawn "
+                    "by several sets (training splits only). Checkpoints in --out; run "
+                    "again to resume. Copy OUT/shape.safetensors to "
+                    "training/base/shape.safetensors to key new memories by it.",
+    )
+    p.add_argument("--datasets", required=True,
+                   help="comma-separated emoji dataset folders (openmoji, noto, ...)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="run folder (checkpoint, shape.safetensors, shape.json)")
+    p.add_argument("--cache-dir", default=None,
+                   help="download cache holding the OpenMoji package (for its names)")
+    p.add_argument("--steps", type=int, default=1500, help="training steps (default 1500)")
+    p.add_argument("--batch", type=int, default=64, help="concepts per step (default 64)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--init", default=None,
+                   help="start from this encoder (a shape.safetensors) instead of scratch")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_shape_train)
+
+    p = subparsers.add_parser(
+        "remember",
+        help="(re)build a member's memory of its collection",
+        description="Rebuild MEMBER's memory (models/memory.py) from a dataset's training "
+                    "split, keyed by the shipped shape embedding, and point the family's "
+                    "manifest at it. No training run needed.",
+    )
+    p.add_argument("member", help="the member's name")
+    p.add_argument("--dataset", required=True, help="dataset folder(s), comma-separated")
+    p.add_argument("--family", type=Path, default=None,
+                   help="family folder (default $COLORBOT_FAMILY)")
+    p.add_argument("--into-bundled", action="store_true",
+                   help="write into the bundled family (models/family)")
+    p.add_argument("--limit", type=int, default=None, help="at most this many pages")
+    p.add_argument("--shape", default=None,
+                   help="shape encoder to key by (default training/base/shape.safetensors; "
+                        "'none': by ink layout)")
+    p.set_defaults(handler=_remember)
+
+
+def _shape_train(args: argparse.Namespace) -> int:
+    from training.shape import ShapeTrainConfig, train_shape
+
+    datasets = [d for d in args.datasets.split(",") if d]
+    missing = [d for d in datasets if not (Path(d) / "manifest.jsonl").exists()]
+    if missing:
+        print(f"colorbot shape-train: no dataset at {', '.join(missing)} "
+              "(build it with `colorbot dataset ...`)", file=sys.stderr)
+        return 2
+    cfg = ShapeTrainConfig(datasets=datasets, cache_dir=args.cache_dir, steps=args.steps,
+                           batch=args.batch, threads=args.threads, init=args.init)
+    info = train_shape(cfg, args.out, progress=not args.no_progress)
+    print(f"shape embedding: {info['pages']} pages, {info['concepts']} concepts "
+          f"({info['shared_concepts']} drawn by several sets), {info['steps']} steps, "
+          f"loss {info['final_loss']:.3f} -> {args.out / 'shape.safetensors'}")
+    return 0
+
+
+def _remember(args: argparse.Namespace) -> int:
+    from colorbot.settings import Settings
+    from models.family import BUNDLED_FAMILY_DIR, Family, FamilyError
+    from training.memory import MAX_PAGES, default_encoder, memory_from_dataset
+
+    root = args.family or (BUNDLED_FAMILY_DIR if args.into_bundled
+                           else Settings.from_env().family_path)
+    if not root:
+        print("colorbot remember: say which family: --family DIR or --into-bundled",
+              file=sys.stderr)
+        return 2
+    folders = [d for d in args.dataset.split(",") if d]
+    missing = [d for d in folders if not (Path(d) / "manifest.jsonl").exists()]
+    if missing:
+        print(f"colorbot remember: no dataset at {', '.join(missing)}", file=sys.stderr)
+        return 2
+    family = Family.load(root)
+    try:
+        member = family.get(args.member)
+    except FamilyError as exc:
+        print(f"colorbot remember: {exc}", file=sys.stderr)
+        return 2
+    bins = int(member.config.get("ab_bins", 0))
+    if not bins:
+        print(f"colorbot remember: {member.name} predicts no a/b cells; nothing to remember",
+              file=sys.stderr)
+        return 2
+    if args.shape == "none":
+        encoder = None
+    elif args.shape:
+        from training.shape import load_encoder
+
+        encoder = load_encoder(args.shape)
+    else:
+        encoder = default_encoder()
+    memory = memory_from_dataset(args.dataset, bins, limit=args.limit or MAX_PAGES,
+                                 encoder=encoder)
+    name = f"{member.name}.memory.safetensors"
+    memory.save(family.root / name)
+    member.extra = {**(member.extra or {}), "memory": name,
+                    "memory_pages": int(memory.cells.shape[0])}
+    family.save_manifest()
+    keyed = "the shape embedding" if memory.encoder is not None else "ink layout"
+    print(f"{member.name} remembers {memory.cells.shape[0]} pages, keyed by {keyed} "
+          f"-> {family.root / name}")
     return 0

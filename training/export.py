@@ -164,10 +164,11 @@ def export_member(run_dir: str | Path, family_dir: str | Path, name: str, emoji:
 def write_memory(cfg: TrainConfig, bins: int, path: Path) -> int:
     """The member's memory of its training pictures (`models/memory.py`) at `path`;
     how many pages it holds (0: the dataset is not here, nothing written)."""
-    from training.memory import memory_from_dataset
+    from training.memory import default_encoder, memory_from_dataset
 
     try:
-        memory = memory_from_dataset(cfg.dataset, bins, seed=cfg.seed)
+        memory = memory_from_dataset(cfg.dataset, bins, seed=cfg.seed,
+                                     encoder=default_encoder())
     except OSError:
         return 0
     if memory.cells.shape[0] == 0:

@@ -9,14 +9,26 @@ import numpy as np
 from PIL import Image
 
 from models.memory import ColorMemory, build_memory
+from models.shape import ShapeEncoder
 
-MAX_PAGES = 3000  # a memory this size is ~3 MB and recalls in ~2 ms on a CPU
+MAX_PAGES = 6000  # ~1.8 KB a page (key + color map): a memory this size is ~11 MB
+# The shape embedding every memory keys by (trained by `colorbot shape-train`).
+SHAPE_ENCODER = Path(__file__).parent / "base" / "shape.safetensors"
+
+
+def default_encoder() -> ShapeEncoder | None:
+    """The shipped shape encoder, or None when it is not there (layout keys then)."""
+    if not SHAPE_ENCODER.exists():
+        return None
+    from training.shape import load_encoder
+
+    return load_encoder(SHAPE_ENCODER)
 
 
 def memory_from_dataset(dataset: str | Path, bins: int, *, limit: int = MAX_PAGES,
-                        seed: int = 0) -> ColorMemory:
+                        seed: int = 0, encoder: ShapeEncoder | None = None) -> ColorMemory:
     """The training split of `dataset` (one folder or several, comma-joined), at most
-    `limit` pairs (a fixed random choice), as a memory."""
+    `limit` pairs (a fixed random choice), as a memory keyed by `encoder`."""
     from models.images import page_lightness
     from training.train import dataset_folders, load_pair, read_manifest
 
@@ -29,4 +41,4 @@ def memory_from_dataset(dataset: str | Path, bins: int, *, limit: int = MAX_PAGE
             page, color = load_pair(dataset_folders(dataset)[0], row, 128)
             yield page_lightness(Image.fromarray(page).convert("RGB")), np.asarray(color)
 
-    return build_memory(pairs(), bins)
+    return build_memory(pairs(), bins, encoder)

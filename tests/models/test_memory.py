@@ -1,65 +1,112 @@
-"""A member's memory: recall by look, region votes, storage, and its use in the pipeline."""
+"""A member's memory: recall by look, region votes in the ink frame, storage."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from models.memory import SIDE, ColorMemory, build_memory, page_descriptor
+from models.memory import (
+    SIDE,
+    ColorMemory,
+    MemoryFormatError,
+    build_memory,
+    color_cells,
+    recall_key,
+)
 from models.regions import find_regions, region_samples
+from models.shape import Frame, ShapeEncoder
 from models.unet import ab_bin_centers
 
 BINS = 15
 
 
-def drawing(kind: str, color: tuple[int, int, int], size: int = 128):
-    """(page L, color RGB) of a ball (left half of the page) or a tower (right half)."""
+def drawing(kind: str, color: tuple[int, int, int], size: int = 128,
+            box: tuple[int, int, int, int] | None = None):
+    """(page L, color RGB) of a ball or a tower drawn inside `box` (default: most of
+    the page), black outline, filled with `color` in the colored picture."""
+    x0, y0, x1, y1 = box or (8, 8, size - 8, size - 8)
     page = Image.new("L", (size, size), 255)
     pic = Image.new("RGB", (size, size), "white")
     for im, fill, line in ((page, None, 0), (pic, color, (0, 0, 0))):
         d = ImageDraw.Draw(im)
         if kind == "ball":
-            d.ellipse((8, 30, 60, 82), fill=fill, outline=line, width=3)
+            d.ellipse((x0, y0, x1, y1), fill=fill, outline=line, width=3)
         else:
-            d.rectangle((80, 10, 110, 120), fill=fill, outline=line, width=3)
+            w = x1 - x0
+            d.rectangle((x0 + w // 3, y0, x1 - w // 3, y1), fill=fill, outline=line, width=3)
     return np.asarray(page, dtype=np.float32) * (100 / 255), np.asarray(pic)
+
+
+def votes_for(memory: ColorMemory, page_l: np.ndarray, k: int = 1):
+    regions = find_regions(page_l)
+    samples = region_samples(regions, (64, 64))
+    ids = torch.repeat_interleave(torch.arange(samples.counts.numel()), samples.counts)
+    votes = memory.region_votes(recall_key(page_l), samples.index, ids,
+                                samples.counts.numel(), samples.size, k=k)
+    return regions, votes
 
 
 def test_recall_finds_the_drawing_that_looks_alike():
     memory = build_memory([drawing("ball", (220, 30, 30)), drawing("tower", (30, 60, 220))],
                           BINS)
-    idx, weights = memory.recall(page_descriptor(drawing("ball", (0, 0, 0))[0]), k=2)
+    idx, weights = memory.recall(recall_key(drawing("ball", (0, 0, 0))[0]), k=2)
     assert int(idx[0]) == 0 and float(weights[0]) > 0.9
+    idx, _ = memory.recall(recall_key(drawing("tower", (0, 0, 0))[0]), k=2)
+    assert int(idx[0]) == 1
 
 
-def test_region_votes_carry_the_remembered_color_into_the_region(tmp_path):
+def test_a_small_drawing_anywhere_on_the_sheet_lines_up_with_the_memory(tmp_path):
+    """The ink frame: a small ball in a corner of a big sheet recalls the remembered
+    canvas-filling ball, and its inside takes the remembered red, the paper none."""
     red, blue = (220, 30, 30), (30, 60, 220)
     memory = build_memory([drawing("ball", red), drawing("tower", blue)], BINS)
-    memory.save(tmp_path / "m.safetensors")
-    memory = ColorMemory.load(tmp_path / "m.safetensors")  # int8 descriptors round trip
-    page_l, _ = drawing("ball", (0, 0, 0))
-    regions = find_regions(page_l)
-    samples = region_samples(regions, (64, 64))
-    ids = torch.repeat_interleave(torch.arange(samples.counts.numel()), samples.counts)
-    votes = memory.region_votes(page_descriptor(page_l), samples.index, ids,
-                                samples.counts.numel(), samples.size, k=1)
-    ball = int(regions.labels[56, 34])
+    page_l, _ = drawing("ball", (0, 0, 0), size=256, box=(150, 20, 230, 100))
+    idx, _ = memory.recall(recall_key(page_l), k=2)
+    assert int(idx[0]) == 0
+    regions, votes = votes_for(memory, page_l)
     centers = ab_bin_centers(BINS) * 110
+    ball = int(regions.labels[60, 190])
     a, b = centers[int(votes[ball].argmax())]
     assert a > 30 and abs(float(b)) < 60  # red: strong +a
-    outside = int(regions.labels[2, 2])
+    outside = int(regions.labels[200, 40])
     assert float(centers[int(votes[outside].argmax())].norm()) < 10  # paper stays gray
     assert torch.allclose(votes[ball].sum(), torch.tensor(1.0))
 
 
+def test_storage_round_trip_with_an_encoder(tmp_path):
+    torch.manual_seed(0)
+    encoder = ShapeEncoder().eval()
+    pairs = [drawing("ball", (220, 30, 30)), drawing("tower", (30, 60, 220))]
+    memory = build_memory(pairs, BINS, encoder, temperature=0.07)
+    memory.save(tmp_path / "m.safetensors")
+    loaded = ColorMemory.load(tmp_path / "m.safetensors")
+    assert loaded.encoder is not None and loaded.temperature == pytest.approx(0.07)
+    assert torch.equal(loaded.cells, memory.cells)
+    key = recall_key(pairs[1][0])
+    # fp16 weights and int8 keys: close to what was saved.
+    assert torch.allclose(loaded.keys, memory.keys, atol=2e-2)
+    assert torch.allclose(loaded.key_of(key), memory.key_of(key), atol=2e-2)
+    assert not torch.allclose(memory.keys[0], memory.keys[1], atol=1e-4)
+
+
+def test_an_old_memory_file_is_refused_with_a_sentence(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"descriptors": torch.zeros(2, SIDE * SIDE, dtype=torch.int8),
+               "cells": torch.zeros(2, SIDE, SIDE, dtype=torch.uint8)},
+              str(tmp_path / "old.safetensors"), metadata={"bins": "15"})
+    with pytest.raises(MemoryFormatError, match="export the member again"):
+        ColorMemory.load(tmp_path / "old.safetensors")
+
+
 def test_memory_cells_match_the_training_grid():
+    from models.colorspace import normalize_lab, rgb_to_lab
     from training.train import ab_cell_index
 
     _, rgb = drawing("tower", (30, 60, 220), size=SIDE)
-    memory = build_memory([(np.full((SIDE, SIDE), 100.0), rgb)], BINS)
-    from models.colorspace import normalize_lab, rgb_to_lab
-
+    cells = color_cells(rgb, Frame(0.0, 0.0, float(SIDE)), BINS)
     rgb_t = torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float() / 255
     ab = normalize_lab(rgb_to_lab(rgb_t))[1:]
-    assert torch.equal(memory.cells[0], ab_cell_index(ab, BINS))
+    assert torch.equal(cells, ab_cell_index(ab, BINS))

@@ -11,7 +11,7 @@ from sqlalchemy import delete, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.core import DatabaseCore, changed_rows
-from db.models import Coloring, Page, Vote
+from db.models import Coloring, DuelVote, Page, Vote
 from db.results import ForgetResult
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 class ForgetQueries(DatabaseCore):
     async def forget_user(self, user_id: int) -> ForgetResult:
         """`/forget`: delete the user's pages (with every coloring and vote on them),
-        all of the user's votes (history too), and stored images nothing else uses."""
+        all of the user's votes (history and duel votes too), and stored images nothing else uses."""
 
         async def tx(s: AsyncSession) -> tuple[ForgetResult, set[str]]:
             own_pages = select(Page.id).where(Page.author_id == user_id)
@@ -35,6 +35,8 @@ class ForgetQueries(DatabaseCore):
             votes = await changed_rows(
                 s, delete(Vote).where(or_(Vote.user_id == user_id, Vote.page_id.in_(own_pages)))
             )
+            # Duel votes too, on anyone's duels (those on the user's own pages go with them).
+            votes += await changed_rows(s, delete(DuelVote).where(DuelVote.user_id == user_id))
             colorings = await changed_rows(
                 s, delete(Coloring).where(Coloring.page_id.in_(own_pages))
             )

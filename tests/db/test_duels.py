@@ -108,6 +108,16 @@ async def test_forgetting_a_voter_deletes_their_duel_votes_only(db: Database) ->
     assert [p.user_id for p in await duel_pairs(db)] == [6]
 
 
+async def test_forget_deletes_the_callers_votes_on_other_peoples_duels(db: Database) -> None:
+    _, _, duel = await _duel(db)
+    await cast_duel_vote(db, duel.id, 5, "a")
+    await cast_duel_vote(db, duel.id, 6, "b")
+    result = await db.forget_user(5)  # a voter, not the page's author
+    assert result.votes == 1 and result.pages == 0
+    assert [p.user_id for p in await duel_pairs(db)] == [6]
+    assert (await get_duel(db, duel.id)).id == duel.id  # the duel itself stays
+
+
 async def test_page_sides_are_the_page_colorings_with_their_members(db: Database) -> None:
     page_id, colorings = await posted_page(db, message_id=1, reply_id=2)
     await posted_page(db, message_id=3, reply_id=4)

@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 class ForgetQueries(DatabaseCore):
     async def forget_user(self, user_id: int) -> ForgetResult:
         """`/forget`: delete the user's pages (with every coloring and vote on them),
-        all of the user's votes (history and duel votes too), and stored images nothing else uses."""
+        all of the user's votes (history and duel votes too), and stored images nothing
+        else uses."""
 
         async def tx(s: AsyncSession) -> tuple[ForgetResult, set[str]]:
             own_pages = select(Page.id).where(Page.author_id == user_id)

@@ -81,6 +81,14 @@ def normalize_l(lightness: torch.Tensor) -> torch.Tensor:
     return lightness / 50.0 - 1.0
 
 
+def keep_lines(page_l: torch.Tensor, fill_l: torch.Tensor) -> torch.Tensor:
+    """The line-art compositing rule, defined once for serving, training and retraining:
+    a colored pixel is never lighter than the page there, L = min(page L, fill L), so
+    the drawing's lines (and its anti-aliased edges) show through any fill. Both in the
+    same scale (L* or network scale)."""
+    return torch.minimum(page_l, fill_l)
+
+
 def scale_chroma(lab: torch.Tensor, strength: float) -> torch.Tensor:
     """Multiply a/b by `strength`, then pull each pixel back inside the sRGB gamut.
 

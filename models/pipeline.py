@@ -34,7 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from models.colorspace import in_gamut, lab_to_rgb, normalize_l, scale_chroma
+from models.colorspace import in_gamut, keep_lines, lab_to_rgb, normalize_l, scale_chroma
 from models.decoder import (
     MEMBER_SETTINGS,
     DecoderOptions,
@@ -516,7 +516,7 @@ def _composite_lines(page: PreparedPage, lab_small: torch.Tensor) -> torch.Tenso
     darker = page.lightness < up[3]
     if bool(darker.any()):
         lab = up[3:, darker]  # (3, N)
-        lab[0] = page.lightness[darker]
+        lab[0] = keep_lines(page.lightness[darker], lab[0])
         rgb[darker] = lab_to_rgb8(lab)
     return rgb
 
@@ -573,7 +573,7 @@ def _composite_filled(
             pixel = _sample(lab_small, ys[own_n], xs[own_n], height, width)
             pixel[1:] *= page.strength
             lab[:, own_n] = pixel
-        lab[0] = torch.minimum(lab[0], page.lightness[ys, xs])
+        lab[0] = keep_lines(page.lightness[ys, xs], lab[0])
         ids = assigned[ys, xs]
         table_size = palette.shape[0] * 101
         if table_size < ys.numel() // 2:

@@ -33,7 +33,7 @@ from PIL import Image
 from torch import nn
 from torch.nn import functional as F
 
-from models.colorspace import denormalize_lab, normalize_lab, rgb_to_lab, scale_chroma
+from models.colorspace import denormalize_lab, keep_lines, normalize_lab, rgb_to_lab, scale_chroma
 from training.judge import AnyJudge, cell_log_likelihood, letterbox
 from training.votes_gate import VoteGateConfig
 
@@ -75,7 +75,7 @@ def compose(page_l: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
     """
     if pred.shape[1] == 2:
         return torch.cat((page_l, pred), dim=1)
-    return torch.cat((torch.minimum(page_l, pred[:, :1]), pred[:, 1:]), dim=1)
+    return torch.cat((keep_lines(page_l, pred[:, :1]), pred[:, 1:]), dim=1)
 
 
 def region_fill(pred: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:

@@ -39,7 +39,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from models import options
-from models.colorspace import lab_to_rgb, normalize_lab, rgb_to_lab
+from models.colorspace import keep_lines, lab_to_rgb, normalize_lab, rgb_to_lab
 from models.pix2pix import GeneratorConfig, Pix2PixGenerator
 from models.unet import UNet, UNetConfig
 from training.config import (
@@ -458,7 +458,7 @@ def predict_lab(net: nn.Module, page_l: torch.Tensor, kind: str) -> torch.Tensor
     if out.shape[1] == 2:  # photo member: a/b only, the page's L kept
         return torch.cat((page, out * 110.0), dim=1)
     pred_l = (out[:, :1] + 1.0) * 50.0
-    return torch.cat((torch.minimum(page, pred_l), out[:, 1:] * 110.0), dim=1)
+    return torch.cat((keep_lines(page, pred_l), out[:, 1:] * 110.0), dim=1)
 
 
 def _to_image(rgb: torch.Tensor) -> Image.Image:

@@ -132,9 +132,9 @@ class ColorBot(commands.AutoShardedBot):
             self.worker = make_worker(self.settings)
         if self.leaderboard is None:
             # numpy + Pillow only: the bot still never imports torch.
-            from training.leaderboard import BradleyTerryLeaderboard
+            from training.leaderboard import VoteLeaderboard
 
-            self.leaderboard = BradleyTerryLeaderboard(self.store)
+            self.leaderboard = VoteLeaderboard(self.store)
         try:
             await self.refresh_family()
         except Exception as exc:  # the worker may start after us (compose, Kubernetes)

@@ -227,8 +227,7 @@ def cycle_message(report: CycleReport, rows: Sequence[LeaderboardRow]) -> str:
     if rows:
         lines.append("**The board now**")
         for r in rows:
-            lines.append(f"{r.rank}. {r.emoji} {r.member} {r.rating:.0f} "
-                         f"({r.lower:.0f}–{r.upper:.0f}, 95%)")
+            lines.append(f"{r.rank}. {r.emoji} {r.member} {r.detail}")
     return "\n".join(lines)
 
 

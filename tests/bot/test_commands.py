@@ -64,16 +64,16 @@ async def test_leaderboard_rates_members_from_the_vote_pairs_with_a_chart(world,
     interaction = await fake.slash(world.alice, world.general, "leaderboard")
     text = await fake.wait_until(lambda: answer(fake, interaction), 20)
     lines = text.splitlines()
-    assert "Bradley–Terry" in lines[0]
-    # Each vote beats the page's three other colorings: fluent won 6 of its 7 pairs,
-    # openmoji 3 of 5, and the two never voted for only lost.
+    assert "favourite share" in lines[0]
+    # A vote picks one favourite among the colorings shown: fluent was picked in 2 of
+    # the 3 votes, openmoji in 1, the two never voted for in none.
     assert lines[1].startswith("1. 🌈 **fluent** - ")
-    assert "won 6 of 7 pairs" in lines[1]
+    assert "picked in 2 of 3 votes" in lines[1]
     assert lines[2].startswith("2. 😀 **openmoji** - ")
-    assert "won 3 of 5 pairs" in lines[2]
+    assert "picked in 1 of 3 votes" in lines[2]
     assert {line.split("**")[1] for line in lines[3:5]} == {"clipart", "artworks"}
-    assert all("won 0 of 3 pairs" in line for line in lines[3:5])
-    rating = [int(line.split(" - ")[1].split()[0]) for line in lines[1:5]]
+    assert all("picked in 0 of 3 votes" in line for line in lines[3:5])
+    rating = [float(line.split(" - ")[1].split()[0].rstrip("%")) for line in lines[1:5]]
     assert rating[0] > rating[1] > rating[2]
     (chart,) = fake.messages[interaction.followup_ids[0]].files
     assert chart.filename == "leaderboard.png"

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from training.promotion import judge_win_rate  # one definition: ties count half
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -54,17 +56,6 @@ class VoteGateDecision:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def judge_win_rate(candidate_scores: Sequence[float], parent_scores: Sequence[float]) -> float:
-    """Share of pages where the candidate's coloring scores higher (ties count half)."""
-    if not candidate_scores:
-        return 0.0
-    wins = sum(
-        1.0 if c > p else 0.5 if c == p else 0.0
-        for c, p in zip(candidate_scores, parent_scores, strict=True)
-    )
-    return wins / len(candidate_scores)
 
 
 def vote_agreement(

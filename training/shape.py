@@ -202,31 +202,6 @@ def info_nce(za: torch.Tensor, zb: torch.Tensor, temperature: float) -> torch.Te
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
 
-def cross_set_recall(encoder: ShapeEncoder | None, views: np.ndarray, concepts: list[str],
-                     sets: list[str], query_set: str, memory_set: str) -> dict:
-    """Share of `query_set` pages whose nearest `memory_set` page draws the same thing
-    (only queries whose concept the memory set has count). Without an encoder: the
-    blurred-layout descriptor (the memory's old key), for comparison."""
-    from models.memory import layout_descriptor
-
-    q = [i for i, s in enumerate(sets) if s == query_set]
-    m = [i for i, s in enumerate(sets) if s == memory_set]
-    names = {concepts[i] for i in m}
-    q = [i for i in q if concepts[i] in names]
-    if not q or not m:
-        return {"queries": 0, "top1": float("nan"), "top5": float("nan")}
-    ink = views.astype(np.float32) / 255.0
-    if encoder is None:
-        keys = np.stack([layout_descriptor(v) for v in ink])
-    else:
-        keys = encoder.embed(ink)
-    sims = keys[q] @ keys[m].T
-    top = np.argsort(-sims, axis=1)[:, :5]
-    hit1 = [concepts[m[t[0]]] == concepts[i] for i, t in zip(q, top, strict=True)]
-    hit5 = [any(concepts[m[j]] == concepts[i] for j in t) for i, t in zip(q, top, strict=True)]
-    return {"queries": len(q), "top1": float(np.mean(hit1)), "top5": float(np.mean(hit5))}
-
-
 def save_encoder(encoder: ShapeEncoder, path: Path, info: dict | None = None) -> None:
     from safetensors.torch import save_file
 

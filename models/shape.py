@@ -85,7 +85,7 @@ def _conv(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
 
 
 class ShapeEncoder(nn.Module):
-    """(B, 1, VIEW, VIEW) ink -> (B, dim) unit vectors: a small CNN (~0.6 M parameters,
+    """(B, 1, VIEW, VIEW) ink -> (B, dim) unit vectors: a small CNN (0.85 M parameters,
     ~11 M multiply-adds per page) that reaches a 4 x 4 grid, then two linear layers."""
 
     def __init__(self, cfg: ShapeConfig | None = None) -> None:

@@ -417,6 +417,24 @@ def pair_log_likelihoods(
     return out
 
 
+def _dpo_step(opt: torch.optim.Optimizer, trainable: list[torch.Tensor],
+              gain_w: torch.Tensor, gain_l: torch.Tensor, ll_w: torch.Tensor,
+              cfg: PreferenceTuneConfig) -> dict[str, float]:
+    """One DPO update: the winner's log-likelihood gain over the frozen parent must beat
+    the loser's (plus the optional SFT pull on the winner); returns the step's figures."""
+    margin = gain_w - gain_l
+    terms = {"dpo": -F.logsigmoid(cfg.beta * margin).mean()}
+    if cfg.sft_weight:
+        terms["sft"] = -cfg.sft_weight * ll_w.mean()
+    loss = sum(terms.values())
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+    opt.step()
+    return {**{k: float(v.detach()) for k, v in terms.items()},
+            "accuracy": float((margin > 0).float().mean())}
+
+
 def preference_tune_member(
     parent: nn.Module, ex: PreferenceExamples, cfg: PreferenceTuneConfig | None = None
 ) -> FinetuneResult:
@@ -473,17 +491,7 @@ def preference_tune_member(
         paper = ex.paper[ex.page_of[wi]]
         ll_w = coloring_log_likelihoods(logp[rows], ex.ab[wi], paper)
         ll_l = coloring_log_likelihoods(logp[rows], ex.ab[li], paper)
-        margin = (ll_w - ref[wi]) - (ll_l - ref[li])
-        terms = {"dpo": -F.logsigmoid(cfg.beta * margin).mean()}
-        if cfg.sft_weight:
-            terms["sft"] = -cfg.sft_weight * ll_w.mean()
-        loss = sum(terms.values())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-        opt.step()
-        losses.append({**{k: float(v.detach()) for k, v in terms.items()},
-                       "accuracy": float((margin > 0).float().mean())})
+        losses.append(_dpo_step(opt, trainable, ll_w - ref[wi], ll_l - ref[li], ll_w, cfg))
     for p in net.parameters():
         p.requires_grad_(True)
     net.eval()
@@ -548,17 +556,7 @@ def _tune_head_on_samples(
         wi, li = ex.winners[pick], ex.losers[pick]
         logp = page_logp(ex.page_of[wi])  # (B, Q, 1, K)
         ll_w, ll_l = mean_ll(logp, wi), mean_ll(logp, li)
-        margin = (ll_w - ref[wi]) - (ll_l - ref[li])
-        terms = {"dpo": -F.logsigmoid(cfg.beta * margin).mean()}
-        if cfg.sft_weight:
-            terms["sft"] = -cfg.sft_weight * ll_w.mean()
-        loss = sum(terms.values())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-        opt.step()
-        losses.append({**{k: float(v.detach()) for k, v in terms.items()},
-                       "accuracy": float((margin > 0).float().mean())})
+        losses.append(_dpo_step(opt, trainable, ll_w - ref[wi], ll_l - ref[li], ll_w, cfg))
     for p in net.parameters():
         p.requires_grad_(True)
     net.eval()

@@ -26,8 +26,9 @@ uint8 (the a/b cell of the true color in the ink frame), and the encoder's weigh
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,10 @@ class RecallKey:
     frame: Frame
     height: int
     width: int
+    # The view's embedding per encoder (by weights digest): members whose memories carry
+    # the same encoder embed the page once, not once each.
+    embeddings: dict[str, torch.Tensor] = field(default_factory=dict, compare=False,
+                                                repr=False)
 
 
 def recall_key(lightness: np.ndarray) -> RecallKey:
@@ -82,6 +87,15 @@ class ColorMemory:
     bins: int  # a/b cells per axis (the member's grid)
     encoder: ShapeEncoder | None = None  # None: keys are layout descriptors
     temperature: float = LAYOUT_TEMPERATURE
+
+    def __post_init__(self) -> None:
+        self._encoder_digest = ""
+        if self.encoder is not None:
+            digest = hashlib.sha256()
+            for name, tensor in sorted(self.encoder.state_dict().items()):
+                digest.update(name.encode())
+                digest.update(tensor.detach().cpu().numpy().tobytes())
+            self._encoder_digest = digest.hexdigest()
 
     @classmethod
     def load(cls, path: str | Path) -> ColorMemory:
@@ -126,9 +140,13 @@ class ColorMemory:
 
     def key_of(self, recall: RecallKey) -> torch.Tensor:
         """(D,) the memory's key for a page: its embedding, or its layout descriptor."""
-        if self.encoder is not None:
-            return torch.from_numpy(self.encoder.embed(recall.view))
-        return torch.from_numpy(layout_descriptor(recall.view))
+        if self.encoder is None:
+            return torch.from_numpy(layout_descriptor(recall.view))
+        key = recall.embeddings.get(self._encoder_digest)
+        if key is None:
+            key = torch.from_numpy(self.encoder.embed(recall.view))
+            recall.embeddings[self._encoder_digest] = key
+        return key
 
     def recall(self, recall: RecallKey, k: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
         """(indices (k,), weights (k,) summing to 1) of the most alike pages."""

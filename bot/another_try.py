@@ -33,6 +33,7 @@ from bot.coloring import (
     discord_files,
     finish_reply,
 )
+from bot.duel import DuelStartButton
 from bot.errors import SlowDown, UserError, report_interaction_error
 from models.options import SEED_LIMIT
 
@@ -79,6 +80,16 @@ class AnotherTryButton(
         await another_try(interaction.client, interaction, self.page_id)  # type: ignore[arg-type]
 
 
+def reply_view(page_id: int, colorings: int) -> discord.ui.View:
+    """The buttons under a colored page's reply: 🎲 Another try, and 🆚 Duel when the
+    reply shows two colorings or more."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(AnotherTryButton(page_id))
+    if colorings >= 2:
+        view.add_item(DuelStartButton(page_id))
+    return view
+
+
 def another_try_view(page_id: int) -> discord.ui.View:
     """The view under a colored page's reply: persistent (no timeout, a stable custom_id)."""
     view = discord.ui.View(timeout=None)
@@ -107,8 +118,6 @@ async def another_try(bot: ColorBot, interaction: discord.Interaction, page_id: 
             shown_on=interaction.message.id if interaction.message else None,
             filesize_limit=limit, seed=seed,
         )
-        from bot.duel import reply_view  # bot.duel builds on this module's button
-
         message = await interaction.followup.send(
             colored.content, files=discord_files(colored.files),
             view=reply_view(colored.page_id, len(colored.colorings)), wait=True,

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.another_try import AnotherTryButton
 from bot.coloring import DEFAULT_FILESIZE_LIMIT, check_rate, discord_files
 from bot.errors import SlowDown, UserError, report_interaction_error
 from bot.files import ImageFile, fit_images
@@ -123,16 +122,6 @@ def duel_view(duel_id: int) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     for choice in CHOICES:
         view.add_item(DuelVoteButton(duel_id, choice))
-    return view
-
-
-def reply_view(page_id: int, colorings: int) -> discord.ui.View:
-    """The buttons under a colored page's reply: 🎲 Another try, and 🆚 Duel when the
-    reply shows two colorings or more."""
-    view = discord.ui.View(timeout=None)
-    view.add_item(AnotherTryButton(page_id))
-    if colorings >= 2:
-        view.add_item(DuelStartButton(page_id))
     return view
 
 

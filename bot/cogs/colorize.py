@@ -6,6 +6,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.another_try import reply_view
 from bot.app import ColorBot
 from bot.coloring import (
     DEFAULT_FILESIZE_LIMIT,
@@ -16,7 +17,6 @@ from bot.coloring import (
     finish_reply,
     read_attachment,
 )
-from bot.duel import reply_view
 from bot.errors import UserError
 from models.options import SEED_LIMIT
 

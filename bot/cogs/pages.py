@@ -14,6 +14,7 @@ import logging
 import discord
 from discord.ext import commands
 
+from bot.another_try import reply_view
 from bot.app import ColorBot
 from bot.coloring import (
     PageRequest,
@@ -24,7 +25,6 @@ from bot.coloring import (
     looks_like_image,
     read_attachment,
 )
-from bot.duel import reply_view
 from bot.errors import GENERIC_MESSAGE, user_message
 
 log = logging.getLogger(__name__)

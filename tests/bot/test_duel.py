@@ -9,12 +9,12 @@ runs, also in a bot started after the duel was posted.
 
 from __future__ import annotations
 
+from bot.another_try import reply_view
 from bot.duel import (
     DUEL_TEXT,
     DuelStartButton,
     DuelVoteButton,
     duel_view,
-    reply_view,
     start_id,
     vote_id,
 )

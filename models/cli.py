@@ -192,7 +192,7 @@ def colorize_command(args: argparse.Namespace) -> int:
 
 
 def family_rows(family) -> list[dict]:
-    from models.family import parameter_count
+    from models.family import build_network, parameter_count
 
     rows = []
     for m in family.members:
@@ -202,7 +202,7 @@ def family_rows(family) -> list[dict]:
                 "emoji": m.emoji,
                 "version": m.version,
                 "architecture": m.architecture,
-                "parameters": parameter_count(m.build_network()),
+                "parameters": parameter_count(build_network(m)),
                 "kind": m.kind,
                 "work_size": m.work_size,
                 "description": m.description,

@@ -129,7 +129,7 @@ class Family:
             net = self._networks.get(key)
             if net is None:
                 member = self.get(name)
-                net = member.build_network()
+                net = build_network(member)
                 path = self.root / member.weights
                 if not path.exists():
                     raise FamilyError(f"member {name!r}: weights file {path} is missing")

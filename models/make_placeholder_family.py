@@ -32,7 +32,13 @@ from PIL import Image, ImageDraw
 from torch.nn import functional as F
 
 from models.colorspace import normalize_lab, rgb_to_lab
-from models.family import BUNDLED_FAMILY_DIR, Family, FamilyMember, save_weights
+from models.family import (
+    BUNDLED_FAMILY_DIR,
+    Family,
+    FamilyMember,
+    build_network,
+    save_weights,
+)
 
 PLACEHOLDER_NOTE = (
     "placeholder: fitted for a few minutes on synthetic shapes "
@@ -163,7 +169,7 @@ def make_family(out: Path, steps: int, seed: int = 0, work_size: int = 256) -> F
             kind="lineart",
             extra={"placeholder": True, "fit_steps": steps, "seed": seed + i},
         )
-        net = member.build_network()
+        net = build_network(member)
         started = time.perf_counter()
         loss = fit(net, spec, steps, seed + i) if steps > 0 else float("nan")
         member.weights_sha256 = save_weights(net, out / member.weights)

@@ -13,10 +13,12 @@ written beside its target and renamed into place, weights and manifest alike, so
 reloading worker never reads half a file.
 
 `promote()` and `rollback()` keep these files and the database's record in step. A
-candidate is validated before anything is marked (the validator is injectable; the
-default, `models.validate.validate_candidate`, runs the network on probe pages); the
-files change before the database commits, and a failed commit puts the files back.
-Workers are then asked to reload (they also poll the manifest).
+candidate is validated before anything is marked by the registry's validator
+(`models.validate.validate_candidate` runs the network on probe pages; whoever promotes
+passes it, since it needs torch and sits above this module; a registry opened without
+one refuses every promotion); the files change before the database commits, and a
+failed commit puts the files back. Workers are then asked to reload (they also poll the
+manifest).
 """
 
 from __future__ import annotations
@@ -30,10 +32,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from torch import nn
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +67,6 @@ class FamilyMember:
     growing_up: str = ""  # growing-up GIF, relative to the family folder
     weights_sha256: str = ""  # filled in on save; checked on load when present
     extra: dict[str, Any] = field(default_factory=dict)  # free-form: metrics, parent, run ...
-
-    def build_network(self) -> nn.Module:
-        """A fresh network of this member's architecture (imports torch)."""
-        from models.family import build_network
-
-        return build_network(self)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -263,19 +256,16 @@ def _upgrade_bundled_copy(root: Path) -> None:
 Validator = Callable[[Path, FamilyMember, FamilyMember], "str | None"]
 
 
-def _default_validator(root: Path, parent: FamilyMember, candidate: FamilyMember) -> str | None:
-    from models.validate import validate_candidate  # torch: only when a promotion runs
-
-    return validate_candidate(root, parent, candidate)
-
 
 class Registry:
     """One family folder: its served members and every kept version of them."""
 
     def __init__(self, root: str | Path | None = None, *, validator: Validator | None = None):
+        """`validator` checks candidates (`models.validate.validate_candidate`); without
+        one the registry reads and installs, and refuses to promote."""
         self.manifest = manifest_path(root)
         self.root = self.manifest.parent
-        self.validator: Validator = validator or _default_validator
+        self.validator = validator
 
     # served members
     def members(self) -> list[FamilyMember]:
@@ -370,6 +360,10 @@ class Registry:
             entry = self._checked_entry(member, version)
         except FamilyError as exc:
             raise PromotionRefused(str(exc)) from None
+        if self.validator is None:
+            raise PromotionRefused(
+                f"{member} v{version} refused: this registry was opened without a candidate "
+                "check (pass validator=models.validate.validate_candidate)")
         reason = self.validator(self.root, served, entry)
         if reason:
             raise PromotionRefused(f"{member} v{version} refused: {reason}")

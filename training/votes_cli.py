@@ -309,9 +309,10 @@ def _workers(settings: Any) -> Any:
 def _change_served(args: argparse.Namespace, rollback: bool) -> int:
     from models.registry import FamilyError, Registry, promote
     from models.registry import rollback as roll_back
+    from models.validate import validate_candidate
 
     settings = _settings()
-    registry = Registry(resolve_family(settings, args.family))
+    registry = Registry(resolve_family(settings, args.family), validator=validate_candidate)
 
     async def run() -> Any:
         db = await _open_db(settings)

@@ -136,7 +136,7 @@ def vote_gate(
 
 def gated_validator(decision: VoteGateDecision, then: Validator | None = None) -> Validator:
     """A registry validator that refuses unless `decision` passed, then runs `then`
-    (default: the registry's own, `models.validate.validate_candidate`)."""
+    (default: `models.validate.validate_candidate`, the check every promotion runs)."""
 
     def validate(root: Path, parent: FamilyMember, candidate: FamilyMember) -> str | None:
         if not decision.promote:

@@ -13,6 +13,7 @@ from models.family import (
     Family,
     FamilyError,
     FamilyMember,
+    build_network,
     copy_bundled_family,
     save_weights,
 )
@@ -63,7 +64,7 @@ def _write(tmp_path, members: list[FamilyMember]) -> Family:
     family = Family(tmp_path, members)
     for m in members:
         if m.architecture == "unet":
-            m.weights_sha256 = save_weights(m.build_network(), tmp_path / m.weights)
+            m.weights_sha256 = save_weights(build_network(m), tmp_path / m.weights)
     family.save_manifest()
     return family
 

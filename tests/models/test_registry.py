@@ -14,6 +14,7 @@ from db import Database
 from models.family import save_weights
 from models.registry import FamilyError, PromotionRefused, Registry, promote, rollback
 from models.unet import UNet, UNetConfig
+from models.validate import validate_candidate
 from models.worker.app import create_app
 from models.worker.settings import WorkerSettings
 from tests.training.votes_helpers import one_thread, tiny_family  # noqa: F401
@@ -112,7 +113,7 @@ def _flat(registry: Registry) -> None:
 async def test_a_bad_candidate_is_refused_and_nothing_changes(
     root, db, aiohttp_client, make, says
 ):
-    registry = Registry(root)
+    registry = Registry(root, validator=validate_candidate)
     make(registry)
     await db.add_member_version("sunny", version=2, parent_version=1)  # as a retrain records it
     before = await _state(registry, db)
@@ -131,7 +132,7 @@ async def test_a_bad_candidate_is_refused_and_nothing_changes(
 
 
 async def test_a_good_candidate_is_promoted_in_step(root, db):
-    registry = Registry(root)
+    registry = Registry(root, validator=validate_candidate)
     _add(registry, _perturbed(root))
     entry = await promote(registry, db, "sunny", 2, reason="better")
     assert entry.version == 2 and registry.get("sunny").version == 2
@@ -143,7 +144,7 @@ async def test_a_good_candidate_is_promoted_in_step(root, db):
 
 
 async def test_promoting_the_served_version_brings_the_database_in_step(root, db):
-    registry = Registry(root)
+    registry = Registry(root, validator=validate_candidate)
     _add(registry, _perturbed(root))
     await db.add_member_version("sunny", version=2, parent_version=1)
     await db.promote("sunny", 2, reason="the record ran ahead of the files")
@@ -166,6 +167,15 @@ async def test_the_validator_is_injectable_and_decides(root, db):
     assert registry.get("sunny").version == 1
 
 
+async def test_a_registry_without_a_check_refuses_to_promote(root, db):
+    registry = Registry(root)
+    _add(registry, _perturbed(root))
+    before = await _state(registry, db)
+    with pytest.raises(PromotionRefused, match="without a candidate check"):
+        await promote(registry, db, "sunny", 2)
+    assert await _state(registry, db) == before
+
+
 class _FailingDb:
     """The real database, but one method fails (a lost connection at the worst moment)."""
 
@@ -186,7 +196,7 @@ async def _served_and_recorded(registry: Registry, db: Database) -> tuple[int, i
 
 
 async def test_a_failed_database_promotion_puts_the_files_back(root, db):
-    registry = Registry(root)
+    registry = Registry(root, validator=validate_candidate)
     _add(registry, _perturbed(root))
     with pytest.raises(RuntimeError):
         await promote(registry, _FailingDb(db, "promote"), "sunny", 2)
@@ -194,7 +204,7 @@ async def test_a_failed_database_promotion_puts_the_files_back(root, db):
 
 
 async def test_rollback_with_a_failing_install_leaves_db_and_manifest_agreeing(root, db):
-    registry = Registry(root)
+    registry = Registry(root, validator=validate_candidate)
     _add(registry, _perturbed(root))
     await promote(registry, db, "sunny", 2)
     parent_file = registry.root / registry.version_entry("sunny", 1).weights
@@ -212,7 +222,7 @@ async def test_rollback_with_a_failing_install_leaves_db_and_manifest_agreeing(r
 
 
 async def test_rollback_whose_record_fails_puts_the_files_back(root, db):
-    registry = Registry(root)
+    registry = Registry(root, validator=validate_candidate)
     _add(registry, _perturbed(root))
     await promote(registry, db, "sunny", 2)
     with pytest.raises(RuntimeError):
@@ -221,7 +231,7 @@ async def test_rollback_whose_record_fails_puts_the_files_back(root, db):
 
 
 async def test_rollback_refuses_when_db_and_manifest_disagree(root, db):
-    registry = Registry(root)
+    registry = Registry(root, validator=validate_candidate)
     _add(registry, _perturbed(root))
     registry.install("sunny", 2, "by hand, behind the database's back")
     with pytest.raises(FamilyError, match="promotes v1 but the family serves v2"):
@@ -230,7 +240,7 @@ async def test_rollback_refuses_when_db_and_manifest_disagree(root, db):
 
 
 async def test_promote_asks_the_workers_to_reload_after_the_files_changed(root, db):
-    registry = Registry(root)
+    registry = Registry(root, validator=validate_candidate)
     _add(registry, _perturbed(root))
     told = []
 
@@ -245,7 +255,7 @@ async def test_promote_asks_the_workers_to_reload_after_the_files_changed(root, 
 
 
 def test_no_temporary_files_are_left_behind(root):
-    registry = Registry(root)
+    registry = Registry(root, validator=validate_candidate)
     _add(registry, _perturbed(root))
     registry.install("sunny", 2)
     assert not list(root.rglob("*.tmp"))

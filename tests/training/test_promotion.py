@@ -13,6 +13,7 @@ from bot.worker_client import WorkerClient
 from db import Database
 from models.family import Family
 from models.registry import Registry, promote, rollback
+from models.validate import validate_candidate
 from models.worker.app import create_app
 from models.worker.settings import WorkerSettings
 from tests.training.votes_helpers import STYLES, fake_votes, one_thread, tiny_family  # noqa: F401
@@ -144,7 +145,7 @@ async def test_promote_then_rollback_restores_the_parent_and_the_worker_serves_i
         async with WorkerClient([url], admin_token="wrong") as intruder:
             assert (await intruder.reload())[url.rstrip("/")].startswith("HTTP 401")
         workers = WorkerClient([url], admin_token="admin-secret")
-        registry = Registry(root)
+        registry = Registry(root, validator=validate_candidate)
 
         await promote(registry, db, "sunny", 2, reason="test", workers=workers)
         v, new_png = await _served(client, "sunny")

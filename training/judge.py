@@ -217,6 +217,26 @@ def pair_accuracy(scores: torch.Tensor, winners: np.ndarray, losers: np.ndarray)
     return float((scores[w] > scores[lo]).float().mean())
 
 
+def _judged(judge: Judge | BackboneJudge, scores: torch.Tensor, data: PairData,
+            held: np.ndarray, heldout_pages: set[int], t0: float,
+            losses: list[float]) -> JudgeResult:
+    """A trained judge's result (both kinds): its scores set to unit spread, accuracy on
+    the training and the held-out pages' pairs."""
+    if len(scores) > 1:
+        judge.score_scale.fill_(max(float(scores.std()), 1e-3))
+    return JudgeResult(
+        judge=judge,
+        train_accuracy=pair_accuracy(scores, data.winners[~held], data.losers[~held]),
+        heldout_accuracy=pair_accuracy(scores, data.winners[held], data.losers[held]),
+        heldout_pages=sorted(heldout_pages),
+        heldout_pairs=int(held.sum()),
+        train_pairs=int((~held).sum()),
+        seconds=time.perf_counter() - t0,
+        losses=losses,
+        scores=scores.tolist(),
+    )
+
+
 def train_judge(
     data: PairData,
     cfg: JudgeConfig | None = None,
@@ -233,7 +253,6 @@ def train_judge(
         heldout_pages = split_pages(data.pages, tc.heldout_share, tc.seed)
     held = np.isin(data.pages, list(heldout_pages))
     tr_w, tr_l = data.winners[~held], data.losers[~held]
-    ho_w, ho_l = data.winners[held], data.losers[held]
 
     judge = Judge(cfg)
     opt = torch.optim.AdamW(judge.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
@@ -257,19 +276,7 @@ def train_judge(
         losses.append(float(loss.detach()))
     judge.eval()
     scores = score_inputs(judge, data.inputs)
-    if len(scores) > 1:
-        judge.score_scale.fill_(max(float(scores.std()), 1e-3))
-    return JudgeResult(
-        judge=judge,
-        train_accuracy=pair_accuracy(scores, tr_w, tr_l),
-        heldout_accuracy=pair_accuracy(scores, ho_w, ho_l),
-        heldout_pairs=int(held.sum()),
-        train_pairs=int((~held).sum()),
-        heldout_pages=sorted(heldout_pages),
-        seconds=time.perf_counter() - t0,
-        losses=losses,
-        scores=scores.tolist(),
-    )
+    return _judged(judge, scores, data, held, heldout_pages, t0, losses)
 
 
 # --- a judge on a colorization backbone ------------------------------------------------
@@ -468,7 +475,6 @@ def train_backbone_judge(
         heldout_pages = split_pages(data.pages, tc.heldout_share, tc.seed)
     held = np.isin(data.pages, list(heldout_pages))
     tr_w, tr_l = data.winners[~held], data.losers[~held]
-    ho_w, ho_l = data.winners[held], data.losers[held]
 
     judge = BackboneJudge(backbone, cfg)
     desc = describe_inputs(judge, data.inputs)  # (N, D)
@@ -500,20 +506,8 @@ def train_backbone_judge(
     judge.eval()
     with torch.no_grad():
         scores = judge.head(desc)
-    if len(scores) > 1:
-        judge.score_scale.fill_(max(float(scores.std()), 1e-3))
     judge.chosen_decay = decay
-    return JudgeResult(
-        judge=judge,
-        train_accuracy=pair_accuracy(scores, tr_w, tr_l),
-        heldout_accuracy=pair_accuracy(scores, ho_w, ho_l),
-        heldout_pairs=int(held.sum()),
-        train_pairs=int((~held).sum()),
-        heldout_pages=sorted(heldout_pages),
-        seconds=time.perf_counter() - t0,
-        losses=losses,
-        scores=scores.tolist(),
-    )
+    return _judged(judge, scores, data, held, heldout_pages, t0, losses)
 
 
 JUDGE_DECAYS = (1.0, 0.1, 0.01, 0.001)  # pulls towards the backbone's likelihood alone

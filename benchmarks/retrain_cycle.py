@@ -134,6 +134,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-pages", type=int, default=12, help="test pages per evaluation")
     p.add_argument("--board-only", action="store_true",
                    help="votes and the vote board only (no retrain cycle)")
+    p.add_argument("--judge-only", action="store_true",
+                   help="votes, the vote board and the judges on the cycle's held-out split "
+                        "(today's backbone judge and the recall judge beside the taste's "
+                        "ceiling), no tuning and no gate")
+    p.add_argument("--judge-memory", default=None,
+                   help="memory file(s) (comma-joined) the recall judge remembers true "
+                        "colors from (default: the family's memories)")
+    p.add_argument("--dump-pairs", default=None,
+                   help="with --judge-only: save the judge's inputs and pairs (torch file)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag", default="", help="added to the result's file name")
@@ -249,6 +258,10 @@ async def main(args: argparse.Namespace) -> dict:
         _dump(args, out)
         if args.board_only:
             return out
+        if args.judge_only:
+            out["judges"] = await judges_only(args, db, sim, root)
+            _dump(args, out)
+            return out
 
         steps = {} if args.steps is None else {"steps": args.steps}
         cfg = CycleConfig(
@@ -290,6 +303,73 @@ async def main(args: argparse.Namespace) -> dict:
         return out
     finally:
         await db.close()
+
+
+async def judges_only(args: argparse.Namespace, db, sim, root: Path) -> dict:
+    """Each judge kind fit on the votes' training pages and scored on the held-out
+    pages, split as `run_cycle` splits them (by picture: a page and its mirror go
+    together), beside the taste's ceiling on the same held-out votes."""
+    import io
+
+    from PIL import Image
+
+    from training.judge import (
+        BackboneJudgeConfig,
+        JudgeTrainConfig,
+        PairData,
+        base_backbone,
+        judge_inputs,
+        split_pages,
+        train_backbone_judge,
+    )
+    from training.votes import preferences_from_voted_pages
+
+    rows = await db.voted_pages()
+    prefs = preferences_from_voted_pages(rows)
+    page_sha = {r.page_id: r.page_sha256 for r in rows}
+    coloring_sha = {ref.coloring_id: ref.sha256 for r in rows for ref in (r.voted, *r.others)}
+    # The cycle's split (training.retrain.run_cycle): groups are pictures.
+    groups = {pid: sim.page_sources[pid].removesuffix(MIRROR_SUFFIX) for pid in page_sha}
+    group_ids = {g: k for k, g in enumerate(sorted(set(groups.values())))}
+    pair_pages = np.array([p.page_id for p in prefs.pairs])
+    pair_groups = np.array([group_ids[groups[pid]] for pid in pair_pages])
+    held_groups = split_pages(pair_groups, 0.2, args.seed)
+    heldout = {pid for pid in page_sha if group_ids[groups[pid]] in held_groups}
+    used = sorted({c for p in prefs.pairs for c in (p.winner_coloring_id, p.loser_coloring_id)})
+    slot = {cid: i for i, cid in enumerate(used)}
+    coloring_page = {}
+    for p in prefs.pairs:
+        coloring_page[p.winner_coloring_id] = coloring_page[p.loser_coloring_id] = p.page_id
+
+    def image(sha: str):
+        return Image.open(io.BytesIO(db.store.get(sha))).convert("RGB")
+
+    pages = {pid: image(sha) for pid, sha in page_sha.items()}
+    size = 128
+    inputs = torch.stack([judge_inputs(pages[coloring_page[c]], image(coloring_sha[c]), size,
+                                       letterbox_pages=True) for c in used])
+    data = PairData(inputs, np.array([slot[p.winner_coloring_id] for p in prefs.pairs]),
+                    np.array([slot[p.loser_coloring_id] for p in prefs.pairs]), pair_groups)
+    if args.dump_pairs:
+        torch.save({"inputs": inputs, "winners": data.winners, "losers": data.losers,
+                    "groups": pair_groups, "held_groups": sorted(held_groups),
+                    "pair_pages": pair_pages,
+                    "winner_members": [p.winner for p in prefs.pairs],
+                    "loser_members": [p.loser for p in prefs.pairs],
+                    "page_values": sim.page_values}, args.dump_pairs)
+    net, net_cfg = base_backbone()
+    tc = JudgeTrainConfig(steps=args.judge_steps, lr=1e-2, weight_decay=1e-3, seed=args.seed)
+    out: dict = {}
+    kinds = {"backbone": {"memory": None}, "recall": {"memory": args.judge_memory or "auto"}}
+    for kind, extra in kinds.items():
+        t0 = time.perf_counter()
+        result = train_backbone_judge(data, net, BackboneJudgeConfig(size=size, backbone=net_cfg),
+                                      tc, heldout_pages=held_groups, **extra)
+        out[kind] = {**result.metrics(), **judge_vs_ceiling(rows, heldout, sim.page_values,
+                                                            result.heldout_accuracy)}
+        out[kind]["seconds"] = round(time.perf_counter() - t0, 1)
+        print(f"judge {kind}: {out[kind]}", flush=True)
+    return out
 
 
 def fresh_check(root: Path, report, fresh: list, population, cache) -> dict:

@@ -289,6 +289,9 @@ class BackboneJudgeConfig:
     coarse_extent: float = 0.6  # the coarse grid spans ±extent (network scale, ab/110)
     paper_threshold: float = 0.3  # page L (network scale) above this is paper, not line
     backbone: dict = field(default_factory=dict)  # the backbone's UNetConfig fields
+    # The recalled true colors' shape (`RecallMemory.shape_dict`: pages, bins, encoder
+    # config); empty: a judge without memory.
+    recall: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -304,17 +307,25 @@ class BackboneJudge(nn.Module):
 
     letterbox = True
 
-    def __init__(self, backbone: nn.Module, cfg: BackboneJudgeConfig | None = None) -> None:
+    def __init__(self, backbone: nn.Module, cfg: BackboneJudgeConfig | None = None,
+                 memory: RecallMemory | None = None) -> None:
         super().__init__()
         self.cfg = cfg = cfg or BackboneJudgeConfig()
         self.backbone = backbone.eval()
         for p in self.backbone.parameters():
             p.requires_grad_(False)
+        # What similar drawings really looked like (None: the backbone alone).
+        self.memory = memory
+        if memory is not None:
+            cfg.recall = memory.shape_dict()
+            for p in memory.parameters():
+                p.requires_grad_(False)
         channels = backbone.ab_head.weight.shape[1]
         centers = torch.linspace(-cfg.coarse_extent, cfg.coarse_extent, cfg.coarse_bins)
         a, b = torch.meshgrid(centers, centers, indexing="ij")
         self.register_buffer("coarse", torch.stack((a.reshape(-1), b.reshape(-1)), 1))
-        self.n_desc = 2 + channels * cfg.coarse_bins**2 + N_STATS
+        self.n_recall = N_RECALL if memory is not None else 0
+        self.n_desc = 2 + self.n_recall + channels * cfg.coarse_bins**2 + N_STATS
         # Descriptors are standardized with the training set's mean and spread, so one
         # weight decay suits them all.
         self.register_buffer("desc_mean", torch.zeros(self.n_desc))
@@ -322,30 +333,44 @@ class BackboneJudge(nn.Module):
         self.linear = nn.Linear(self.n_desc, 1)
         self.stats_mlp = nn.Sequential(nn.Linear(N_STATS, 16), nn.GELU(), nn.Linear(16, 1))
         with torch.no_grad():
-            # Start from "the backbone's likelihood is the score": what fits, wins.
+            # Start from "the backbone's likelihood is the score": what fits, wins; with
+            # a memory, from "the recalled true colors' likelihood is the score".
             self.linear.weight.zero_()
-            self.linear.weight[0, 0] = 1.0
+            self.linear.weight[0, self.start_feature] = 1.0
             self.stats_mlp[-1].weight.zero_()
         self.register_buffer("score_scale", torch.ones(()))
+
+    @property
+    def start_feature(self) -> int:
+        """The descriptor the head starts from (and weight decay pulls back to)."""
+        return 2 + RECALL_START if self.memory is not None else 0
 
     def train(self, mode: bool = True) -> BackboneJudge:
         super().train(mode)
         self.backbone.eval()  # frozen: BatchNorm keeps its statistics
+        if self.memory is not None:
+            self.memory.eval()
         return self
 
-    def page_view(self, page_l: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def page_view(self, page_l: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """What the backbone sees in pages (B, 1, S, S): features (B, C, S, S) and a/b
-        log-probabilities (B, Q, S, S). Shared by every coloring of a page."""
+        log-probabilities (B, Q, S, S); with a memory also the recalled true colors'
+        per-pixel and per-region a/b log-probabilities (B, Q', S, S) each and the
+        recall's confidence (B, 1, 1, 1). Shared by every coloring of a page."""
         with torch.no_grad():
             feats = self.backbone.features(page_l)
             logp = torch.log_softmax(self.backbone.ab_head(feats).float(), dim=1)
-        return feats, logp
+            if self.memory is None:
+                return feats, logp
+            paper = page_l > self.cfg.paper_threshold
+            pixel, region, conf = self.memory.recall_maps(page_l, paper)
+        return feats, logp, pixel, region, conf
 
     def describe(
         self,
         page_l: torch.Tensor,
         lab: torch.Tensor,
-        view: tuple[torch.Tensor, torch.Tensor] | None = None,
+        view: tuple[torch.Tensor, ...] | None = None,
     ) -> torch.Tensor:
         """page_l (B, 1, S, S), lab (B, 3, S, S) network scale -> (B, D) descriptors.
 
@@ -355,7 +380,8 @@ class BackboneJudge(nn.Module):
             page_l = F.interpolate(page_l, size=(s, s), mode="bilinear", antialias=True)
         if lab.shape[-2:] != (s, s):
             lab = F.interpolate(lab, size=(s, s), mode="bilinear", antialias=True)
-        feats, logp = view if view is not None else self.page_view(page_l)
+        view = view if view is not None else self.page_view(page_l)
+        feats, logp = view[0], view[1]
         ab = lab[:, 1:]  # (B, 2, S, S)
         paper = (page_l > self.cfg.paper_threshold).to(lab.dtype)  # (B, 1, S, S)
         area = paper.sum(dim=(2, 3)).clamp_min(1.0)  # (B, 1)
@@ -368,7 +394,10 @@ class BackboneJudge(nn.Module):
                               / max(1, self.cfg.coarse_bins - 1))  # (B, K, S, S)
         moments = torch.einsum("bfhw,bkhw->bfk", feats * paper, coarse) / area[..., None]
         stats = color_stats(page_l, lab, self.cfg.paper_threshold)  # (B, 8)
-        return torch.cat((ll_mean, regret_mean, moments.flatten(1), stats), dim=1)
+        parts = [ll_mean, regret_mean]
+        if self.memory is not None:
+            parts.append(recall_fit(view[2], view[3], view[4], ab, paper, area))
+        return torch.cat((*parts, moments.flatten(1), stats), dim=1)
 
     def head(self, desc: torch.Tensor) -> torch.Tensor:
         """(B, D) descriptors -> (B,) scores."""
@@ -407,6 +436,182 @@ def _soft_assign(ab: torch.Tensor, centers: torch.Tensor, sigma: float) -> torch
     """(B, 2, H, W) a/b and (K, 2) centers -> (B, K, H, W) Gaussian soft assignment."""
     d2 = ((ab[:, None] - centers[None, :, :, None, None]) ** 2).sum(dim=2)  # (B, K, H, W)
     return torch.softmax(-d2 / (2.0 * sigma * sigma), dim=1)
+
+
+# --- recalled true colors: what similar drawings really looked like -------------------
+
+N_RECALL = 5  # recall descriptors (`recall_fit`)
+RECALL_START = 1  # of those, the one a judge with memory starts from (region likelihood)
+RECALL_SMOOTH = 0.05  # share of a uniform a/b distribution mixed into a recall
+WHITE_PAPER = (0.0, 0.0)  # a/b (network scale) of the paper outside a remembered picture
+
+
+class RecallMemory(nn.Module):
+    """Remembered pages' true colors keyed by the shape embedding, for the judge.
+
+    The members' memories (`models.memory.ColorMemory`: per remembered page a shape
+    key and its true a/b cells in the ink frame) pooled into one. For a voted page it
+    recalls the `k` most alike remembered drawings (also in mirror image: a mirrored
+    page recalls the original), and turns their color maps into a per-pixel a/b
+    distribution on the judge's letterboxed grid, and per closed region (the paper
+    between the lines). The voted pages' own truth is never in it: it holds what the
+    memories were built from (members' training splits).
+    """
+
+    def __init__(self, keys: torch.Tensor, cells: torch.Tensor, bins: int,
+                 encoder: nn.Module, k: int = 8, temperature: float = 0.05,
+                 mirror: bool = True) -> None:
+        super().__init__()
+        self.register_buffer("keys", keys.to(torch.float16))  # (N, D) unit rows
+        self.register_buffer("cells", cells.to(torch.uint8))  # (N, SIDE, SIDE) a/b cells
+        self.bins, self.k, self.temperature, self.mirror = bins, k, temperature, mirror
+        self.encoder = encoder.eval()
+        from models.unet import ab_bin_centers
+
+        self.register_buffer("centers", ab_bin_centers(bins), persistent=False)
+
+    def shape_dict(self) -> dict:
+        return {"pages": int(self.keys.shape[0]), "dim": int(self.keys.shape[1]),
+                "side": int(self.cells.shape[-1]), "bins": self.bins, "k": self.k,
+                "temperature": self.temperature, "mirror": self.mirror,
+                "encoder": self.encoder.config_dict()}
+
+    @classmethod
+    def empty(cls, shape: dict) -> RecallMemory:
+        """A memory of `shape` (`shape_dict`) to load a saved judge's state into."""
+        from models.shape import ShapeConfig, ShapeEncoder
+
+        n, side = shape["pages"], shape["side"]
+        return cls(torch.zeros(n, shape["dim"]), torch.zeros(n, side, side, dtype=torch.uint8),
+                   shape["bins"], ShapeEncoder(ShapeConfig(**shape["encoder"])), shape["k"],
+                   shape["temperature"], shape["mirror"])
+
+    @classmethod
+    def from_memories(cls, memories: list, **kw: Any) -> RecallMemory:
+        """One memory from several `ColorMemory`s keyed by the same encoder and grid."""
+        if not memories or any(m.encoder is None for m in memories):
+            raise ValueError("the judge recalls by the shape embedding: give memories with one")
+        first = memories[0]
+        ref = first.encoder.state_dict()
+        for m in memories[1:]:
+            if m.bins != first.bins or any(
+                    not torch.equal(v, m.encoder.state_dict()[k]) for k, v in ref.items()):
+                raise ValueError("memories keyed by different encoders or grids")
+        keys = torch.cat([m.keys for m in memories])
+        cells = torch.cat([m.cells for m in memories])
+        kw.setdefault("temperature", first.temperature)
+        return cls(keys, cells, first.bins, copy.deepcopy(first.encoder), **kw)
+
+    @classmethod
+    def load(cls, paths: str | Path | Iterable[str | Path], **kw: Any) -> RecallMemory:
+        """From memory files (`ColorMemory.save`), a list or one comma-joined string."""
+        from models.memory import ColorMemory
+
+        if isinstance(paths, (str, Path)):
+            paths = [p for p in str(paths).split(",") if p]
+        return cls.from_memories([ColorMemory.load(p) for p in paths], **kw)
+
+    @torch.no_grad()
+    def recall_maps(self, page_l: torch.Tensor, paper: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """page_l (B, 1, S, S) network scale, paper (B, 1, S, S) bool -> the recalled
+        a/b log-probabilities per pixel and per region (B, Q, S, S) each, and the
+        recall's confidence (B, 1, 1, 1): the best cosine similarity."""
+        from scipy import ndimage
+
+        from models.memory import recall_key
+
+        b, _, h, w = page_l.shape
+        q = self.bins * self.bins
+        pixel = torch.zeros(b, q, h, w)
+        region = torch.zeros(b, q, h, w)
+        conf = torch.zeros(b, 1, 1, 1)
+        keys = self.keys.float()
+        side = self.cells.shape[-1]
+        white = int((torch.tensor(WHITE_PAPER) + 1.0).mul(self.bins / 2.0).long()
+                    .clamp(0, self.bins - 1).mul(torch.tensor([self.bins, 1])).sum())
+        for i in range(b):
+            lightness = ((page_l[i, 0].float() + 1.0) * 50.0).clamp(0.0, 100.0).numpy()
+            key = recall_key(lightness)
+            views = np.stack([key.view, key.view[:, ::-1]]) if self.mirror else key.view[None]
+            emb = torch.from_numpy(self.encoder.embed(np.ascontiguousarray(views)))  # (V, D)
+            sims = (emb @ keys.T).reshape(-1)  # (V * N,)
+            top, idx = torch.topk(sims, min(self.k, sims.numel()))
+            weights = torch.softmax(top / self.temperature, dim=0)
+            n = keys.shape[0]
+            maps = self.cells[idx % n].long()  # (k, SIDE, SIDE)
+            flipped = (idx // n) == 1
+            maps[flipped] = maps[flipped].flip(-1)
+            ys = torch.arange(h, dtype=torch.float32) + 0.5
+            xs = torch.arange(w, dtype=torch.float32) + 0.5
+            fy, fx = key.frame.to_frame(ys, xs)
+            inside = ((fy >= 0) & (fy < 1))[:, None] & ((fx >= 0) & (fx < 1))[None, :]
+            cy = (fy * side).floor().long().clamp(0, side - 1)
+            cx = (fx * side).floor().long().clamp(0, side - 1)
+            at = (cy[:, None] * side + cx[None, :]).reshape(-1)  # (S*S,)
+            cell = maps.reshape(len(maps), -1)[:, at]  # (k, S*S)
+            cell = torch.where(inside.reshape(1, -1), cell, torch.full_like(cell, white))
+            dist = torch.zeros(q, h * w)
+            dist.scatter_add_(0, cell, weights[:, None].expand_as(cell).contiguous())
+            dist = _smooth_ab(dist, self.bins)  # (Q, S*S)
+            pixel[i] = dist.reshape(q, h, w)
+            labels, n_regions = ndimage.label(paper[i, 0].numpy())
+            lab_t = torch.from_numpy(labels.reshape(-1)).long()
+            sums = torch.zeros(n_regions + 1, q).index_add_(0, lab_t, dist.T)
+            per_region = sums / sums.sum(dim=1, keepdim=True).clamp_min(1e-9)
+            reg = per_region[lab_t].T  # (Q, S*S)
+            reg = torch.where(lab_t[None] > 0, reg, dist)  # lines keep their own pixels'
+            region[i] = reg.reshape(q, h, w)
+            conf[i] = top[0]
+        return pixel.clamp_min(1e-6).log(), region.clamp_min(1e-6).log(), conf
+
+
+def _smooth_ab(dist: torch.Tensor, bins: int) -> torch.Tensor:
+    """(Q, P) a/b distributions blurred over neighbouring cells (a near miss is close)
+    and mixed with a little of the uniform one."""
+    kernel = torch.tensor([[0.05, 0.1, 0.05], [0.1, 0.4, 0.1], [0.05, 0.1, 0.05]])
+    grid = dist.T.reshape(-1, 1, bins, bins)
+    blurred = F.conv2d(grid, kernel[None, None], padding=1).reshape(-1, bins * bins).T
+    blurred = blurred / blurred.sum(dim=0, keepdim=True).clamp_min(1e-9)
+    return (1.0 - RECALL_SMOOTH) * blurred + RECALL_SMOOTH / (bins * bins)
+
+
+def recall_fit(pixel: torch.Tensor, region: torch.Tensor, conf: torch.Tensor,
+               ab: torch.Tensor, paper: torch.Tensor, area: torch.Tensor) -> torch.Tensor:
+    """(B, N_RECALL) how well a coloring's a/b fits the recalled true colors, on the
+    paper: log-likelihood per pixel and per region, the expected a/b distance to the
+    region's recalled colors (ab/110 units), and the last two times the recall's
+    confidence. Differentiable in `ab`."""
+    ll_pixel = (cell_log_likelihood(pixel, ab) * paper).sum(dim=(2, 3)) / area
+    ll_region = (cell_log_likelihood(region, ab) * paper).sum(dim=(2, 3)) / area
+    bins = int(round(region.shape[1] ** 0.5))
+    from models.unet import ab_bin_centers
+
+    centers = ab_bin_centers(bins).to(ab.dtype)  # (Q, 2)
+    gap = ((ab[:, None] - centers[None, :, :, None, None]) ** 2).sum(dim=2).add(1e-6).sqrt()
+    expected = (region.exp() * gap).sum(dim=1, keepdim=True)  # (B, 1, S, S)
+    dist = (expected * paper).sum(dim=(2, 3)) / area
+    c = conf.reshape(-1, 1)
+    return torch.cat((ll_pixel, ll_region, -dist, c * ll_region, -c * dist), dim=1)
+
+
+FAMILY_MEMORIES = Path(__file__).resolve().parents[1] / "models" / "family"
+
+
+def default_recall_memory(folder: str | Path | None = None) -> RecallMemory | None:
+    """The bundled family's memories pooled (`RecallMemory`), or None where there are
+    none (or they cannot be read): the judge then goes without."""
+    import logging
+
+    folder = Path(folder) if folder is not None else FAMILY_MEMORIES
+    paths = sorted(folder.glob("*.memory.safetensors"))
+    if not paths:
+        return None
+    try:
+        return RecallMemory.load(paths)
+    except (ValueError, OSError, KeyError) as exc:
+        logging.getLogger(__name__).warning("judge without memory: %s", exc)
+        return None
 
 
 def load_backbone(weights: str | Path, config: dict) -> nn.Module:
@@ -449,11 +654,11 @@ def describe_inputs(judge: BackboneJudge, inputs: torch.Tensor, batch: int = 8) 
     for start in range(0, len(pages), batch):
         chunk = pages[start : start + batch]
         page_l = inputs[[g[0] for g in chunk], :1]
-        feats, logp = judge.page_view(page_l)
+        views = judge.page_view(page_l)
         for k, members in enumerate(chunk):
             x = inputs[members]
             n = len(members)
-            view = (feats[k : k + 1].expand(n, -1, -1, -1), logp[k : k + 1].expand(n, -1, -1, -1))
+            view = tuple(v[k : k + 1].expand(n, *v.shape[1:]) for v in views)
             out[members] = judge.describe(x[:, :1], x[:, 1:], view)
     return out
 
@@ -464,9 +669,13 @@ def train_backbone_judge(
     cfg: BackboneJudgeConfig | None = None,
     train_cfg: JudgeTrainConfig | None = None,
     heldout_pages: set[int] | None = None,
+    memory: RecallMemory | None | str = "auto",
 ) -> JudgeResult:
     """Fit a `BackboneJudge`'s head with the Bradley–Terry loss (full batch; the
-    backbone's descriptors are computed once); accuracy on held-out pages' pairs."""
+    backbone's descriptors are computed once); accuracy on held-out pages' pairs.
+
+    `memory`: the true colors the judge recalls for a page (`RecallMemory`); "auto"
+    (the default) the family's bundled memories where they are, None none."""
     cfg = cfg or BackboneJudgeConfig()
     tc = train_cfg or JudgeTrainConfig()
     t0 = time.perf_counter()
@@ -476,7 +685,9 @@ def train_backbone_judge(
     held = np.isin(data.pages, list(heldout_pages))
     tr_w, tr_l = data.winners[~held], data.losers[~held]
 
-    judge = BackboneJudge(backbone, cfg)
+    if isinstance(memory, str):
+        memory = default_recall_memory() if memory == "auto" else RecallMemory.load(memory)
+    judge = BackboneJudge(backbone, cfg, memory)
     desc = describe_inputs(judge, data.inputs)  # (N, D)
     used = np.unique(np.concatenate((tr_w, tr_l))) if len(tr_w) else np.arange(len(desc))
     if len(used):
@@ -525,7 +736,9 @@ def _fit_head(judge: BackboneJudge, desc: torch.Tensor, winners: np.ndarray,
         scores = judge.head(desc)
         loss = -F.logsigmoid(scores[w_t] - scores[l_t]).mean()  # Bradley–Terry
         # Weight decay towards the starting point (the backbone's likelihood alone).
-        reg = judge.linear.weight[:, 1:].square().sum() + sum(
+        start = judge.start_feature
+        w = judge.linear.weight
+        reg = w[:, :start].square().sum() + w[:, start + 1:].square().sum() + sum(
             p.square().sum() for p in judge.stats_mlp.parameters())
         opt.zero_grad(set_to_none=True)
         (loss + decay * reg).backward()
@@ -558,7 +771,8 @@ def load_judge(folder: str | Path) -> AnyJudge:
         from models.unet import UNet, UNetConfig
 
         cfg = BackboneJudgeConfig(**info["config"])
-        judge = BackboneJudge(UNet(UNetConfig(**cfg.backbone)), cfg)
+        memory = RecallMemory.empty(cfg.recall) if cfg.recall else None
+        judge = BackboneJudge(UNet(UNetConfig(**cfg.backbone)), cfg, memory)
     else:
         judge = Judge(JudgeConfig(**info["config"]))
     judge.load_state_dict(load_file(str(folder / "judge.safetensors")))

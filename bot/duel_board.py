@@ -1,5 +1,5 @@
 """The head-to-head board: a Bradley–Terry fit over duel votes, with bootstrap 95%
-intervals (`training.leaderboard`'s fit, numpy only: the bot still never imports torch).
+intervals (`training.leaderboard`'s fit and rows, numpy only: the bot still never imports torch).
 
 A duel vote compares exactly two colorings, so each is one clean pair. A tie counts
 as half a win for each side, as Chatbot Arena counts them: a decided vote enters the
@@ -16,18 +16,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from training.leaderboard import (
-    LeaderboardRow,
-    bootstrap_bradley_terry,
-    chart_png,
-    fit_bradley_terry,
-    to_elo,
-)
+from training.leaderboard import LeaderboardRow, bradley_terry_rows, chart_png
 
 if TYPE_CHECKING:
     from db import Database
@@ -83,30 +77,11 @@ def head_to_head_rows(
             winners += [w, w]
             losers += [lo, lo]
         groups += [group, group]
-    w_arr, l_arr, g_arr = np.array(winners), np.array(losers), np.array(groups)
-    rating = to_elo(fit_bradley_terry(w_arr, l_arr, n))
-    if rounds > 0:
-        boot = to_elo(bootstrap_bradley_terry(w_arr, l_arr, g_arr, n, rounds=rounds, seed=seed))
-        lower, upper = np.percentile(boot, 2.5, axis=0), np.percentile(boot, 97.5, axis=0)
-    else:
-        lower, upper = rating.copy(), rating.copy()
-    order = sorted(range(n), key=lambda i: -rating[i])
-    return [
-        DuelRow(
-            # 1 + the members whose whole interval lies above this one's.
-            rank=1 + sum(1 for j in range(n) if j != i and lower[j] > upper[i]),
-            position=position,
-            member=players[i],
-            rating=float(rating[i]),
-            lower=float(lower[i]),
-            upper=float(upper[i]),
-            wins=int(wins[i]),
-            games=int(games[i]),
-            emoji=(emojis or {}).get(players[i], ""),
-            ties=int(ties[i]),
-        )
-        for position, i in enumerate(order, start=1)
-    ]
+    rows = bradley_terry_rows(
+        players, np.array(winners), np.array(losers), np.array(groups), wins=wins,
+        games=games, rounds=rounds, seed=seed, emojis=emojis,
+    )
+    return [DuelRow(**asdict(row), ties=int(ties[index[row.member]])) for row in rows]
 
 
 def head_to_head_records(pairs: Sequence[DuelPair]) -> list[str]:

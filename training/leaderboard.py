@@ -258,19 +258,42 @@ def head_to_head_leaderboard(
         return []
     players = sorted({p.winner for p in pairs} | {p.loser for p in pairs})
     index = {name: i for i, name in enumerate(players)}
-    winners = np.array([index[p.winner] for p in pairs])
-    losers = np.array([index[p.loser] for p in pairs])
-    groups = np.array([p.group for p in pairs])
-    n = len(players)
+    return bradley_terry_rows(
+        players,
+        np.array([index[p.winner] for p in pairs]),
+        np.array([index[p.loser] for p in pairs]),
+        np.array([p.group for p in pairs]),
+        rounds=rounds, seed=seed, emojis=emojis,
+    )
 
+
+def bradley_terry_rows(
+    players: Sequence[str],
+    winners: np.ndarray,
+    losers: np.ndarray,
+    groups: np.ndarray,
+    *,
+    wins: np.ndarray | None = None,
+    games: np.ndarray | None = None,
+    rounds: int = 200,
+    seed: int = 0,
+    emojis: dict[str, str] | None = None,
+) -> list[LeaderboardRow]:
+    """Ranked head-to-head rows (best first) from pairs of player indices (`winners[k]`
+    beat `losers[k]`; the pairs of one group are resampled together): Elo ratings with
+    bootstrap 95% intervals. `wins` and `games` count pairs won and played unless given
+    (the duel board counts duels)."""
+    n = len(players)
     rating = to_elo(fit_bradley_terry(winners, losers, n))
     if rounds > 0:
         boot = to_elo(bootstrap_bradley_terry(winners, losers, groups, n, rounds=rounds, seed=seed))
         lower, upper = np.percentile(boot, 2.5, axis=0), np.percentile(boot, 97.5, axis=0)
     else:
         lower, upper = rating.copy(), rating.copy()
-    wins = np.bincount(winners, minlength=n)
-    games = wins + np.bincount(losers, minlength=n)
+    if wins is None:
+        wins = np.bincount(winners, minlength=n)
+    if games is None:
+        games = np.bincount(winners, minlength=n) + np.bincount(losers, minlength=n)
     return _ranked(players, rating, lower, upper, wins, games, emojis, ELO)
 
 

@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -53,6 +53,10 @@ from torch.nn import functional as F
 
 from models.colorspace import normalize_lab, rgb_to_lab
 from training.votes import Preference, PreferenceSet, member_key
+
+if TYPE_CHECKING:
+    from db import ColoringRef, Database, VotedPage
+    from models.memory import ColorMemory
 
 N_STATS = 8  # color statistics the judge's second path sees
 
@@ -487,7 +491,7 @@ class RecallMemory(nn.Module):
                    shape["temperature"], shape["mirror"])
 
     @classmethod
-    def from_memories(cls, memories: list, **kw: Any) -> RecallMemory:
+    def from_memories(cls, memories: list[ColorMemory], **kw: Any) -> RecallMemory:
         """One memory from several `ColorMemory`s keyed by the same encoder and grid."""
         if not memories or any(m.encoder is None for m in memories):
             raise ValueError("the judge recalls by the shape embedding: give memories with one")
@@ -794,7 +798,7 @@ def score_colorings(
 
 
 def judged_preferences(
-    voted: Iterable[Any],
+    voted: Iterable[VotedPage],
     image_of: Callable[[str], Image.Image],
     score: Callable[[Image.Image, list[Image.Image]], list[float]],
     *,
@@ -811,7 +815,7 @@ def judged_preferences(
     `functools.partial(score_colorings, judge)`. A pair's group is its page, so a
     bootstrap resamples pages.
     """
-    pages: dict[int, tuple[str, dict[int, Any]]] = {}
+    pages: dict[int, tuple[str, dict[int, ColoringRef]]] = {}
     for row in voted:
         _, shown = pages.setdefault(row.page_id, (row.page_sha256, {}))
         for ref in (row.voted, *row.others):
@@ -845,7 +849,7 @@ def judged_preferences(
 
 
 async def load_judged_preferences(
-    db: Any, judge: AnyJudge, guild_id: int | None = None, *, by_version: bool = False
+    db: Database, judge: AnyJudge, guild_id: int | None = None, *, by_version: bool = False
 ) -> PreferenceSet:
     """`judged_preferences` of the live votes in `db` (one guild, or all), pictures read
     from its store; the scoring runs in a thread."""

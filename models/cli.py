@@ -11,8 +11,12 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from models.options import KINDS, MAX_STRENGTH
+
+if TYPE_CHECKING:
+    from models.family import Family
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +44,7 @@ def _seed(text: str) -> int:
     return value
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Any) -> None:
     from colorbot.clihelp import DefaultsHelpFormatter
 
     p = subparsers.add_parser(
@@ -104,8 +108,9 @@ def _family_path(arg: str | None) -> str | None:
     return Settings.from_env().family_path or None
 
 
-def _load_family(arg: str | None):
-    from models.family import Family, FamilyError
+def _load_family(arg: str | None) -> Family | None:
+    from models.family import Family
+    from models.registry import FamilyError
 
     try:
         return Family.load(_family_path(arg))
@@ -136,9 +141,9 @@ def _remove_earlier_outputs(folder: Path, member_names: list[str]) -> None:
 def colorize_command(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from models.family import FamilyError
     from models.images import PageError, load_page
     from models.pipeline import ColorizeOptions, Colorizer
+    from models.registry import FamilyError
     from models.sheet import contact_sheet
 
     family = _load_family(args.family)
@@ -191,7 +196,7 @@ def colorize_command(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def family_rows(family) -> list[dict]:
+def family_rows(family: Family) -> list[dict[str, Any]]:
     from models.family import build_network, parameter_count
 
     rows = []

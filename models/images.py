@@ -143,7 +143,7 @@ def load_page(
         # the header parse; it never changes what other code sees afterwards.
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(raw))
+            im: Image.Image = Image.open(io.BytesIO(raw))
             width, height = im.size
             if width * height > max_pixels:
                 raise PageError(_too_many_pixels(width, height, max_pixels))
@@ -240,6 +240,6 @@ def page_lightness(image: Image.Image) -> np.ndarray:
     rgb = np.asarray(image.convert("RGB"))
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     if np.array_equal(r, g) and np.array_equal(g, b):
-        return _GRAY_LIGHTNESS[r]
+        return np.asarray(_GRAY_LIGHTNESS[r])
     y = _LINEAR[r] * _Y_WEIGHTS[0] + _LINEAR[g] * _Y_WEIGHTS[1] + _LINEAR[b] * _Y_WEIGHTS[2]
     return _y_to_lightness(y)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from PIL import Image, ImageDraw, ImageFont
 
 if TYPE_CHECKING:
-    from models.family import FamilyMember
+    from models.registry import FamilyMember
 
 # Each tile's long side, in pixels: big enough to judge, small enough for Discord.
 TILE = 384

@@ -13,28 +13,31 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 
-def register(subparsers) -> None:
+def register(subparsers: Any) -> None:
+    from training.votes_cli import register_vote_commands
+
     try:
         from training.datasets.cli import register_dataset_commands
     except ImportError:  # the dataset builders are optional for the trainer's commands
-        register_dataset_commands = None
-    if register_dataset_commands is not None:
+        pass
+    else:
         register_dataset_commands(subparsers)
     _register_train(subparsers)
     _register_evaluate(subparsers)
     _register_export(subparsers)
     _register_shape(subparsers)
-    __import__("training.votes_cli").votes_cli.register_vote_commands(subparsers)  # #5
+    register_vote_commands(subparsers)
 
 
 # --------------------------------------------------------------------------- train
 
 
-def _register_train(subparsers) -> None:
+def _register_train(subparsers: Any) -> None:
     from colorbot.clihelp import DefaultsHelpFormatter
 
     p = subparsers.add_parser(
@@ -105,9 +108,10 @@ _NET_OPTIONS = ("base_channels", "depth", "ab_bins")
 
 
 def _train(args: argparse.Namespace) -> int:
-    from training.train import CHECKPOINT_NAME, TrainConfig, load_checkpoint, train
+    from training.config import TrainConfig
+    from training.train import CHECKPOINT_NAME, load_checkpoint, train
 
-    fields: dict = {}
+    fields: dict[str, Any] = {}
     if args.config:
         fields.update(json.loads(args.config.read_text()))
     ckpt = args.out / CHECKPOINT_NAME
@@ -136,7 +140,8 @@ def _train(args: argparse.Namespace) -> int:
     url = webhook_url(args.webhook)
     news = TrainingNews(url, args.out.name, total_steps=cfg.steps) if url else None
     try:
-        result = train(cfg, on_snapshot=news and news.snapshot, on_finish=news and news.finished)
+        result = train(cfg, on_snapshot=news.snapshot if news else None,
+                       on_finish=news.finished if news else None)
     finally:
         if news is not None:
             news.close()
@@ -153,7 +158,7 @@ def _train(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- evaluate
 
 
-def _register_evaluate(subparsers) -> None:
+def _register_evaluate(subparsers: Any) -> None:
     from colorbot.clihelp import DefaultsHelpFormatter
 
     p = subparsers.add_parser(
@@ -217,7 +222,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- export
 
 
-def _register_export(subparsers) -> None:
+def _register_export(subparsers: Any) -> None:
     from colorbot.clihelp import DefaultsHelpFormatter
 
     p = subparsers.add_parser(
@@ -253,7 +258,7 @@ def _register_export(subparsers) -> None:
 
 def _export(args: argparse.Namespace) -> int:
     from colorbot.settings import Settings
-    from models.family import BUNDLED_FAMILY_DIR
+    from models.registry import BUNDLED_FAMILY_DIR
     from training.export import BundledFamilyRefused, export_member
 
     family = args.family or (BUNDLED_FAMILY_DIR if args.into_bundled
@@ -285,7 +290,7 @@ def _export(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------- memories
 
-def _register_shape(subparsers) -> None:
+def _register_shape(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "shape-train",
         help="train the shape embedding members recall their pictures by",
@@ -348,7 +353,8 @@ def _shape_train(args: argparse.Namespace) -> int:
 
 def _remember(args: argparse.Namespace) -> int:
     from colorbot.settings import Settings
-    from models.family import BUNDLED_FAMILY_DIR, Family, FamilyError
+    from models.family import Family
+    from models.registry import BUNDLED_FAMILY_DIR, FamilyError
     from training.memory import MAX_PAGES, default_encoder, memory_from_dataset
 
     root = args.family or (BUNDLED_FAMILY_DIR if args.into_bundled

@@ -108,7 +108,7 @@ def default_dataset(member: Any) -> Path:
     root = os.environ.get("COLORBOT_DATASETS") or str(
         Path(os.environ.get("COLORBOT_DATA", "data")) / "datasets")
     collection = (member.extra or {}).get("collection") or member.name
-    return Path(root) / collection
+    return Path(root) / str(collection)
 
 
 def _load_rows(dataset: Path, split: str, limit: int) -> list[dict[str, Any]]:

@@ -69,7 +69,7 @@ def line_mask(
     radius = max(0.0, (float(line_weight) - 1.0) / 2.0)
     if radius > 0:
         edges = ndi.binary_dilation(edges, structure=morphology.disk(int(np.ceil(radius))) > 0)
-    return edges
+    return np.asarray(edges)
 
 
 def coloring_book(

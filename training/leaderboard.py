@@ -32,11 +32,16 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from training.votes import Preference, PreferenceSet, load_preferences
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from db import Database
 
 ELO_SCALE = 400.0 / math.log(10.0)  # θ (natural log-odds) -> Elo points
 ELO_BASE = 1000.0
@@ -123,7 +128,7 @@ def fit_bradley_terry(
         theta = theta + step
         if np.max(np.abs(step)) < tol:
             break
-    return theta - theta.mean()
+    return np.asarray(theta - theta.mean())
 
 
 def bootstrap_bradley_terry(
@@ -149,7 +154,7 @@ def bootstrap_bradley_terry(
 
 
 def to_elo(theta: np.ndarray) -> np.ndarray:
-    return ELO_BASE + ELO_SCALE * (theta - np.mean(theta, axis=-1, keepdims=True))
+    return np.asarray(ELO_BASE + ELO_SCALE * (theta - np.mean(theta, axis=-1, keepdims=True)))
 
 
 def fit_favourite_choice(
@@ -185,14 +190,14 @@ def fit_favourite_choice(
         theta = theta + step
         if np.max(np.abs(step)) < tol:
             break
-    return theta - theta.mean()
+    return np.asarray(theta - theta.mean())
 
 
 def favourite_share(theta: np.ndarray) -> np.ndarray:
     """θ (..., n) -> the share (percent) of votes each player would get as the favourite
     with every player shown."""
     e = np.exp(theta - np.max(theta, axis=-1, keepdims=True))
-    return 100.0 * e / e.sum(axis=-1, keepdims=True)
+    return np.asarray(100.0 * e / e.sum(axis=-1, keepdims=True))
 
 
 def votes_from_pairs(pairs: Sequence[Preference]) -> tuple[list[str], np.ndarray, np.ndarray,
@@ -378,7 +383,8 @@ def shared_rank_notes(rows: Sequence[LeaderboardRow]) -> list[str]:
     return notes
 
 
-def draw_chart(rows: Sequence[LeaderboardRow], title: str = "Family leaderboard") -> Any:
+def draw_chart(rows: Sequence[LeaderboardRow], title: str = "Family leaderboard"
+               ) -> Image.Image:
     """A PNG-ready Pillow image: each member's rating as a dot with its 95% interval."""
     from PIL import Image, ImageDraw, ImageFont
 
@@ -443,7 +449,7 @@ def chart_png(rows: Sequence[LeaderboardRow], title: str = "Family leaderboard")
 
 
 async def leaderboard_rows(
-    db: Any,
+    db: Database,
     guild_id: int | None = None,
     *,
     rounds: int = 200,
@@ -468,7 +474,7 @@ def rows_from_dicts(rows: Sequence[dict[str, Any]]) -> list[LeaderboardRow]:
     return [LeaderboardRow(**{k: v for k, v in r.items() if k in names}) for r in rows]
 
 
-async def latest_judge_board(db: Any) -> tuple[list[LeaderboardRow], dict[str, Any]] | None:
+async def latest_judge_board(db: Database) -> tuple[list[LeaderboardRow], dict[str, Any]] | None:
     """The judge's board stored by the latest retrain cycle (its training run's
     metrics, "judge_board"), with what it says about itself; None before any cycle.
 
@@ -495,7 +501,7 @@ class VoteLeaderboard:
     method = "favourite share from your votes, with its 95% interval"
     meaning = MEANINGS[FAVOURITE_SHARE]
 
-    def __init__(self, db: Any, rounds: int = 200) -> None:
+    def __init__(self, db: Database, rounds: int = 200) -> None:
         self.db = db
         self.rounds = rounds
 

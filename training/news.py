@@ -27,15 +27,15 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from db import Database
+    from training.config import TrainResult
     from training.leaderboard import LeaderboardRow
     from training.retrain import CycleReport
-    from training.train import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,9 @@ USERNAME = "colorbot training"
 Attachment = tuple[str, bytes]  # (file name, content)
 
 
-def webhook_url(flag: str | None = None, env: dict[str, str] | None = None) -> str:
+def webhook_url(flag: str | None = None, env: Mapping[str, str] | None = None) -> str:
     """The webhook to post to: the flag, else the setting; "" means no news."""
-    env = os.environ if env is None else env
-    return flag or env.get("COLORBOT_TRAINING_WEBHOOK", "")
+    return flag or (os.environ if env is None else env).get("COLORBOT_TRAINING_WEBHOOK", "")
 
 
 def _name(url: str) -> str:

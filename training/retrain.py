@@ -38,7 +38,12 @@ from training.judge import AnyJudge, cell_log_likelihood, letterbox
 from training.votes_gate import VoteGateConfig
 
 if TYPE_CHECKING:
-    from models.registry import WorkerReloader
+    from pathlib import Path
+
+    from db import Database
+    from models.family import Family
+    from models.registry import FamilyMember, WorkerReloader
+    from training.votes import Preference
 
 log = logging.getLogger(__name__)
 
@@ -352,7 +357,7 @@ class PreferenceExamples:
 
 
 def preference_examples(
-    pairs: Sequence[Any],
+    pairs: Sequence[Preference],
     page_images: dict[int, Image.Image],
     coloring_images: dict[int, Image.Image],
     size: int,
@@ -567,7 +572,8 @@ def _tune_head_on_samples(
 # --- coloring with a given version -------------------------------------------------------
 
 
-def color_with(family: Any, entry: Any, pages: Sequence[Image.Image]) -> list[Image.Image]:
+def color_with(family: Family, entry: FamilyMember, pages: Sequence[Image.Image]
+               ) -> list[Image.Image]:
     """Color `pages` with one member version (`entry`, a FamilyMember) through the pipeline."""
     from models.family import Family
     from models.pipeline import Colorizer
@@ -661,7 +667,8 @@ def _image(data: bytes) -> Image.Image:
     return Image.open(io.BytesIO(data)).convert("RGB")
 
 
-def evaluate_version(family: Any, entry: Any, datasets_root: str | None, pages: int) -> dict | None:
+def evaluate_version(family: Family, entry: FamilyMember, datasets_root: str | None,
+                     pages: int) -> dict[str, Any] | None:
     """The training package's evaluation of one version on its collection's test split.
 
     Returns {"ciede2000", "colorfulness", "lines_kept_dark", "pages"} or None when the
@@ -697,13 +704,13 @@ def evaluate_version(family: Any, entry: Any, datasets_root: str | None, pages: 
 
 
 async def run_cycle(
-    db: Any,
-    family_root: Any,
+    db: Database,
+    family_root: str | Path,
     cfg: CycleConfig | None = None,
     *,
     workers: WorkerReloader | None = None,
-    judge_dir: Any = None,
-    on_finish: Callable[[CycleReport], Any] | None = None,
+    judge_dir: str | Path | None = None,
+    on_finish: Callable[[CycleReport], object] | None = None,
 ) -> CycleReport:
     """Export votes -> judge -> tune each member -> evaluate -> gate -> promote.
 
@@ -766,6 +773,9 @@ async def run_cycle(
                 if params.get("seed") is None and params.get("strength", 1.0) == 1.0:
                     shown_colorings[(row.page_id, ref.member, ref.version)] = ref.coloring_id
         store = db.store
+        if store is None:
+            raise FileNotFoundError("the votes' pages and colorings are read from the "
+                                    "database's image store, and it has none")
 
         def load_images() -> tuple[dict[int, Image.Image], dict[int, Image.Image]]:
             pages = {pid: _image(store.get(sha)) for pid, sha in page_sha.items()}
@@ -989,7 +999,7 @@ def _judged_pairs(
     scores: Sequence[float],
     coloring_page: dict[int, int],
     coloring_member: dict[int, str],
-) -> list[Any]:
+) -> list[Preference]:
     """Every two colorings of a page by different members, the judge's higher score
     winning (ties: no pair); a pair's group is its page (a bootstrap resamples pages)."""
     from training.votes import Preference

@@ -29,13 +29,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 from skimage import color as skcolor
 
 from db.results import NewColoring
+
+if TYPE_CHECKING:
+    from db import Database
+    from models.family import Family
 
 # The hue (LAB angle, degrees) a "warm" taste likes most: orange, between red (~40°)
 # and yellow (~90°). Blues and cyans (~230°) count as cold.
@@ -96,19 +100,21 @@ class Population:
             p += share / total * e / e.sum()
         return p
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"groups": [{"share": share, **asdict(t)} for share, t in self.groups]}
 
 
 FAITHFUL = HiddenTaste(warmth=0.0, saturation=0.0, flatness=0.0, fidelity=1.0,
                        temperature=0.03)
+WARM = HiddenTaste()
+VIVID = HiddenTaste(warmth=0.2, saturation=1.0, flatness=0.3)
 TASTES: dict[str, HiddenTaste | Population] = {
-    "warm": HiddenTaste(),
-    "vivid": HiddenTaste(warmth=0.2, saturation=1.0, flatness=0.3),
+    "warm": WARM,
+    "vivid": VIVID,
     "flat": HiddenTaste(warmth=0.2, saturation=0.3, flatness=1.0),
     "faithful": FAITHFUL,
+    "mixed": Population(((0.6, FAITHFUL), (0.2, VIVID), (0.2, WARM))),
 }
-TASTES["mixed"] = Population(((0.6, FAITHFUL), (0.2, TASTES["vivid"]), (0.2, TASTES["warm"])))
 
 
 def as_population(taste: HiddenTaste | Population) -> Population:
@@ -339,7 +345,7 @@ def dataset_pages(
     (say, a collection no member was grown on); `truth` loads each page's true colors.
     """
     root = Path(root)
-    records: list[tuple[Path, dict]] = []
+    records: list[tuple[Path, dict[str, Any]]] = []
     for manifest in sorted(root.glob("*/manifest.jsonl")):
         if collections is not None and manifest.parent.name not in collections:
             continue
@@ -379,7 +385,7 @@ def pages_for_simulation(
 
 @dataclass
 class SimulationReport:
-    taste: dict
+    taste: dict[str, Any]
     pages: int = 0
     colorings: int = 0
     votes: int = 0
@@ -404,7 +410,7 @@ class SimulationReport:
     page_sources: dict[int, str] = field(default_factory=dict)  # page id -> PageSource.source
     seconds: float = 0.0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -417,8 +423,8 @@ def _png(image: Image.Image) -> bytes:
 
 
 async def simulate_votes(
-    db: Any,
-    family: Any,
+    db: Database,
+    family: Family,
     pages: Sequence[PageSource],
     *,
     taste: HiddenTaste | Population,

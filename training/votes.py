@@ -16,7 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from db import Database, VotedPage
 
 
 @dataclass(frozen=True)
@@ -182,7 +185,7 @@ def win_counts(prefs: Iterable[Preference]) -> dict[tuple[str, str], int]:
 
 
 def preferences_from_voted_pages(
-    voted: Iterable[Any],
+    voted: Iterable[VotedPage],
     *,
     guild_id: int | None = None,
     by_version: bool = False,
@@ -206,7 +209,7 @@ def preferences_from_voted_pages(
 
 
 async def load_preferences(
-    db: Any,
+    db: Database,
     guild_id: int | None = None,
     *,
     by_version: bool = False,

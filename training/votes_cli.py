@@ -23,7 +23,14 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.worker_client import WorkerClient
+    from colorbot.settings import Settings
+    from db import Database
+    from training.leaderboard import LeaderboardRow
+    from training.retrain import CycleReport
 
 log = logging.getLogger(__name__)
 
@@ -133,21 +140,21 @@ def _family_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _settings() -> Any:
+def _settings() -> Settings:
     from colorbot.settings import Settings
 
     return Settings.from_env()
 
 
-def _datasets_root(settings: Any, given: str | None) -> str:
+def _datasets_root(settings: Settings, given: str | None) -> str:
     import os
 
     return given or os.environ.get("COLORBOT_DATASETS") or str(Path(settings.data_dir) / "datasets")
 
 
-def resolve_family(settings: Any, given: str | None) -> Path:
+def resolve_family(settings: Settings, given: str | None) -> Path:
     """The family folder to change; never the bundled one inside the package."""
-    from models.family import BUNDLED_FAMILY_DIR, copy_bundled_family
+    from models.registry import BUNDLED_FAMILY_DIR, copy_bundled_family
 
     root = Path(given or settings.family_path or Path(settings.data_dir) / "family")
     if root.name == "manifest.json":
@@ -165,7 +172,7 @@ def resolve_family(settings: Any, given: str | None) -> Path:
     return root
 
 
-async def _open_db(settings: Any) -> Any:
+async def _open_db(settings: Settings) -> Database:
     from db import Database
 
     db = Database.from_settings(settings)
@@ -188,7 +195,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
 
-    async def run() -> list:
+    async def run() -> list[LeaderboardRow]:
         db = await _open_db(settings)
         try:
             if not args.judge:
@@ -244,7 +251,7 @@ def _retrain(args: argparse.Namespace) -> int:
         db = await _open_db(settings)
         workers = _workers(settings)
 
-        async def news(report: Any) -> None:
+        async def news(report: CycleReport) -> None:
             from models.family import Family
 
             emojis = {m.name: m.emoji for m in Family.load(root).members}
@@ -296,7 +303,7 @@ def _retrain(args: argparse.Namespace) -> int:
         time.sleep(args.every * 60)
 
 
-def _workers(settings: Any) -> Any:
+def _workers(settings: Settings) -> WorkerClient | None:
     """The worker client that tells the workers to reload (None without WORKER_URLS)."""
     if not settings.worker_urls:
         return None

@@ -59,8 +59,14 @@ def _imports(node: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
 def _imports_in(node: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
     if isinstance(node, (ast.Import, ast.ImportFrom)):
         yield node
-    else:
-        yield from _imports(node)
+        return
+    # `__import__("a.b")` and `importlib.import_module("a.b")` are imports too.
+    if (isinstance(node, ast.Call) and node.args
+            and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
+            and ((isinstance(node.func, ast.Name) and node.func.id == "__import__")
+                 or (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module"))):
+        yield ast.Import(names=[ast.alias(name=node.args[0].value)])
+    yield from _imports(node)
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -146,9 +152,10 @@ def test_lazy_and_type_checking_imports() -> None:
         "from typing import TYPE_CHECKING\n"
         "if TYPE_CHECKING:\n    import hidden\n"
         "def f():\n    import lazy\n"
+        "def g():\n    return __import__('dynamic').x\n"
     )
     names = {alias.name for node in _imports(tree) for alias in node.names}
-    assert names == {"TYPE_CHECKING", "lazy"}
+    assert names == {"TYPE_CHECKING", "lazy", "dynamic"}
 
 
 def test_no_import_cycles() -> None:

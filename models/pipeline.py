@@ -40,7 +40,6 @@ from models.decoder import (
     DecoderOptions,
     adjusted_scores,
     choose_cells,
-    region_adjacency,
     region_confidence,
     region_log_scores,
     with_memory,
@@ -55,6 +54,7 @@ from models.regions import (
     Regions,
     RegionSamples,
     find_regions,
+    region_adjacency,
     region_medians,
     region_samples,
 )
@@ -93,6 +93,18 @@ class ColorizeOptions:
             raise ValueError(f"strength must be between 0 and {MAX_STRENGTH:g}")
 
 
+@dataclass(frozen=True)
+class FillPixels:
+    """Flat pixel indices a filled line-art page colors one by one (`_composite_filled`),
+    found once per page and working shape, not once per member."""
+
+    own: torch.Tensor  # (N,) pixels of regions too small to be sampled: per-pixel color
+    dark: torch.Tensor  # (M,) the other pixels darker than white paper (L < 100): only
+    # these can be darker than their region's fill (a fill is never lighter than 100)
+    dark_l: torch.Tensor  # (M,) their page L
+    dark_ids: torch.Tensor  # (M,) their region
+
+
 @dataclass
 class PreparedPage:
     """One page analysed once, ready for any member (CPU tensors only)."""
@@ -114,6 +126,7 @@ class PreparedPage:
     _background: torch.Tensor | None = field(default=None, repr=False)
     _inputs: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)
     _samples: dict[tuple[int, int], RegionSamples] = field(default_factory=dict, repr=False)
+    _pixels: dict[tuple[int, int], FillPixels] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -147,6 +160,26 @@ class PreparedPage:
                 s = region_samples(self.regions, shape)
                 self._samples[shape] = s
             return s
+
+    def fill_pixels(self, shape: tuple[int, int]) -> FillPixels:
+        """The pixels a fill at working shape `shape` may have to color one by one."""
+        assert self.regions is not None and self.assigned is not None
+        samples = self.samples(shape)
+        with self._lock:
+            pixels = self._pixels.get(shape)
+            if pixels is None:
+                flat = self.assigned.reshape(-1)
+                own = ~(samples.counts > 0)[flat]
+                dark = (self.lightness.reshape(-1) < 100.0) & ~own
+                index = torch.nonzero(dark).squeeze(1)
+                pixels = FillPixels(
+                    own=torch.nonzero(own).squeeze(1),
+                    dark=index,
+                    dark_l=self.lightness.reshape(-1)[index],
+                    dark_ids=flat[index],
+                )
+                self._pixels[shape] = pixels
+            return pixels
 
     @property
     def min_fill_l(self) -> float:
@@ -533,8 +566,13 @@ def _composite_filled(
     assert page.assigned is not None
     height, width = page.height, page.width
     samples = page.samples(tuple(lab_small.shape[-2:]))
-    palette, has = region_medians(lab_small, samples)  # (K+1, 3), (K+1,)
-    if decoded is not None and page.decoder == "regions":
+    regions_decode = decoded is not None and page.decoder == "regions"
+    if regions_decode:  # a/b come from the decoder: only L needs the region medians
+        l_median, has = region_medians(lab_small[:1], samples)
+        palette = torch.cat((l_median, torch.zeros(l_median.shape[0], 2)), dim=1)
+    else:
+        palette, has = region_medians(lab_small, samples)  # (K+1, 3), (K+1,)
+    if regions_decode:
         scores = region_log_scores(decoded.logp, samples)
         options = DecoderOptions(seed=page.seed, **(decoded.settings or {}))
         if decoded.memory is not None and page.recall is not None:
@@ -559,6 +597,57 @@ def _composite_filled(
         palette[paper, 0] = 100.0
     palette[:, 1:] *= page.strength
     palette_rgb = lab_to_rgb8(palette.T.contiguous())  # (K+1, 3)
+    if float(palette[:, 0].max()) > 100.0:  # a fill lighter than paper: any pixel may need
+        return _fill_every_pixel(page, lab_small, palette, palette_rgb, has)
+    pixels = page.fill_pixels(tuple(lab_small.shape[-2:]))
+    # Every pixel takes its region's color (exact wherever the paper shows the fill)...
+    rgb = palette_rgb[page.assigned.reshape(-1)]  # (H*W, 3)
+    # ...except the pixels that need their own: in a region too small to have a median
+    # (the per-pixel prediction there), or darker than their fill (lines, anti-aliased
+    # edges), which keep the page's L under the region's a/b.
+    darker = pixels.dark_l < palette[pixels.dark_ids, 0]
+    line = pixels.dark[darker]
+    line_l = pixels.dark_l[darker]
+    line_ids = pixels.dark_ids[darker]
+    own = pixels.own
+    total = own.numel() + line.numel()
+    if total == 0:
+        return rgb.reshape(height, width, 3)
+    if own.numel():
+        ys, xs = own // width, own % width
+        lab = _sample(lab_small, ys, xs, height, width)
+        lab[1:] *= page.strength
+        lab[0] = keep_lines(page.lightness.reshape(-1)[own], lab[0])
+        rgb[own] = lab_to_rgb8(lab)
+    if line.numel():
+        table_size = palette.shape[0] * 101
+        if table_size < total // 2:
+            # Lines and edges take their region's a/b at their own L: a table of the
+            # region colors at whole L (rounding L by < 0.5 is invisible), converted only
+            # for the (region, L) pairs present, is far cheaper than every line pixel.
+            key = line_ids * 101 + keep_lines(line_l, palette[line_ids, 0]).round().clamp(
+                0, 100).long()
+            used = torch.zeros(table_size, dtype=torch.bool)
+            used[key] = True
+            entries = torch.nonzero(used).squeeze(1)
+            table_lab = torch.cat(((entries % 101).float()[None],
+                                   palette[entries // 101, 1:].T))
+            table = torch.zeros(table_size, 3, dtype=torch.uint8)
+            table[entries] = lab_to_rgb8(table_lab)
+            rgb[line] = table[key]
+        else:
+            lab = palette[line_ids].T.contiguous()  # (3, N)
+            lab[0] = keep_lines(line_l, lab[0])
+            rgb[line] = lab_to_rgb8(lab)
+    return rgb.reshape(height, width, 3)
+
+
+def _fill_every_pixel(
+    page: PreparedPage, lab_small: torch.Tensor, palette: torch.Tensor,
+    palette_rgb: torch.Tensor, has: torch.Tensor,
+) -> torch.Tensor:
+    """`_composite_filled`'s pixel pass over the whole page (fills lighter than paper)."""
+    height, width = page.height, page.width
     assigned = page.assigned
     rgb = palette_rgb[assigned]  # (H, W, 3): exact wherever the paper shows the fill
     # Pixels that need their own color: darker than their fill (lines, anti-aliased

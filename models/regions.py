@@ -57,14 +57,9 @@ def find_regions(
 ) -> Regions:
     """Regions of a line-art page from its CIE L* (H, W); `gap` = closing radius in px."""
     gap = gap_radius(lightness.shape) if gap is None else gap
-    ink = (lightness < INK_LEVEL * paper).view(np.uint8)
+    ink = lightness < INK_LEVEL * paper
     if gap > 0:
-        # Square closing via separable max/min filters: O(pixels), fast at 1024².
-        size = 2 * gap + 1
-        closed = ndimage.minimum_filter(ndimage.maximum_filter(ink, size=size), size=size)
-        ink = closed.astype(bool) | ink.astype(bool)
-    else:
-        ink = ink.astype(bool)
+        ink = close_square(ink, 2 * gap + 1) | ink
     labels, count = ndimage.label(~ink)  # 4-connected: a diagonal gap still separates
     labels = labels.astype(np.int32, copy=False)
     if count == 0 or not ink.any():
@@ -75,6 +70,72 @@ def find_regions(
     )
     assigned = labels[nearest[0], nearest[1]]
     return Regions(labels, assigned, int(count))
+
+
+def _sliding(a: np.ndarray, size: int, axis: int, op, pad: bool) -> np.ndarray:
+    """`op` (| or &) over a centered window of `size` along `axis`; outside pixels = `pad`.
+
+    Spans double (1, 2, 4, ...) so any window is two overlapping spans: O(log size)
+    whole-array operations instead of `size`.
+    """
+    r = size // 2
+    n = a.shape[axis]
+    widths = [(0, 0)] * a.ndim
+    widths[axis] = (r, r)
+    m = np.pad(a, widths, constant_values=pad)
+
+    def part(x: np.ndarray, start: int, stop: int) -> np.ndarray:
+        index = [slice(None)] * x.ndim
+        index[axis] = slice(start, stop)
+        return x[tuple(index)]
+
+    span = 1
+    while span * 2 <= size:
+        length = m.shape[axis]
+        m = op(part(m, 0, length - span), part(m, span, length))  # m[j]: p[j .. j+2span)
+        span *= 2
+    return op(part(m, 0, n), part(m, size - span, size - span + n))
+
+
+def close_square(mask: np.ndarray, size: int) -> np.ndarray:
+    """Binary closing of a bool (H, W) mask with a size x size square, pixels outside
+    the page ignored: the same as scipy's minimum_filter(maximum_filter(mask)) (its
+    'reflect' border only repeats pixels a window already holds), ~8x faster."""
+    grown = _sliding(_sliding(mask, size, 0, np.logical_or, False), size, 1,
+                     np.logical_or, False)
+    return _sliding(_sliding(grown, size, 0, np.logical_and, True), size, 1,
+                    np.logical_and, True)
+
+
+def region_adjacency(assigned: np.ndarray, count: int) -> list[set[int]]:
+    """Which regions touch (across a line): `neighbours[i]` for ids 0..count.
+
+    `assigned` gives every pixel its region (line pixels their nearest one), so two
+    regions separated by a line meet in the middle of that line. Pairs of 4-neighbour
+    pixels of different regions, encoded as one integer each and deduplicated.
+    """
+    neighbours: list[set[int]] = [set() for _ in range(count + 1)]
+    n = count + 1
+    keys = []
+    for a, b in ((assigned[:, :-1], assigned[:, 1:]), (assigned[:-1, :], assigned[1:, :])):
+        differ = a != b
+        if differ.any():
+            x, y = a[differ].astype(np.int64), b[differ].astype(np.int64)
+            keys.append(np.minimum(x, y) * n + np.maximum(x, y))
+    if not keys:
+        return neighbours
+    flat = np.concatenate(keys)
+    if n * n <= 1 << 22:  # a bitmap of every pair is cheaper than sorting
+        seen = np.zeros(n * n, dtype=bool)
+        seen[flat] = True
+        edges = np.flatnonzero(seen)
+    else:
+        edges = np.unique(flat)
+    for i, j in zip((edges // n).tolist(), (edges % n).tolist(), strict=True):
+        if i and j:
+            neighbours[i].add(j)
+            neighbours[j].add(i)
+    return neighbours
 
 
 @dataclass(frozen=True)

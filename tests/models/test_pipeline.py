@@ -182,3 +182,32 @@ def test_bad_options_are_rejected():
         ColorizeOptions(strength=-1)
     with pytest.raises(ValueError):
         ColorizeOptions(strength=10)
+
+
+@pytest.mark.parametrize("strength", [1.0, 1.7])
+def test_fill_colors_only_the_pixels_that_need_it_and_matches_the_full_pass(
+    colorizer, strength
+):
+    """The fill's per-page pixel sets (`PreparedPage.fill_pixels`) give exactly what a
+    pass over every pixel gives: lines, anti-aliased edges, regions too small to sample."""
+    from PIL import ImageDraw
+
+    from models.pipeline import _composite_filled, _fill_every_pixel, lab_to_rgb8
+    from models.regions import region_medians
+
+    page = draw_lineart((300, 200), width=2)
+    ImageDraw.Draw(page).rectangle((150, 20, 159, 29), outline="black", width=1)  # tiny
+    page = page.resize((257, 171), Image.Resampling.LANCZOS)
+    prepared = colorizer.prepare(page, ColorizeOptions(kind="lineart", strength=strength))
+    gen = torch.Generator().manual_seed(0)
+    lab = torch.rand(3, 8, 12, generator=gen) * 2 - 1  # coarse: some regions unsampled
+    lab[0] = lab[0] * 0.3 + 0.4
+    lab_small = torch.cat(((lab[:1] + 1.0) * 50.0, lab[1:] * 110.0))
+    lab_small[0].clamp_(min=prepared.min_fill_l)
+    fast = _composite_filled(prepared, lab_small.clone())
+    palette, has = region_medians(lab_small, prepared.samples((8, 12)))
+    assert not bool(has[1:].all())  # the page has regions too small for the grid
+    palette[:, 1:] *= strength
+    full = _fill_every_pixel(prepared, lab_small, palette, lab_to_rgb8(palette.T.contiguous()),
+                             has)
+    assert torch.equal(fast, full)

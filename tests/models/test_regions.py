@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image, ImageDraw
 
@@ -85,3 +86,42 @@ def test_find_regions_is_fast_at_1024():
     r = find_regions(lightness)
     assert r.count > 60
     assert time.process_time() - start < 1.0
+
+
+@pytest.mark.parametrize("size", [3, 5, 7, 9, 21])
+@pytest.mark.parametrize("shape", [(1, 1), (5, 3), (40, 64), (130, 200)])
+def test_square_closing_matches_scipys_filters(size, shape):
+    from scipy import ndimage
+
+    from models.regions import close_square
+
+    mask = np.random.default_rng(size).random(shape) < 0.2
+    ref = ndimage.minimum_filter(ndimage.maximum_filter(mask.view(np.uint8), size=size),
+                                 size=size)
+    assert np.array_equal(close_square(mask, size), ref.astype(bool))
+
+
+def test_region_adjacency_pairs_regions_across_lines():
+    from models.regions import region_adjacency
+
+    def brute(assigned, count):
+        out = [set() for _ in range(count + 1)]
+        h, w = assigned.shape
+        for y in range(h):
+            for x in range(w):
+                for yy, xx in ((y + 1, x), (y, x + 1)):
+                    if yy < h and xx < w:
+                        a, b = int(assigned[y, x]), int(assigned[yy, xx])
+                        if a != b and a and b:
+                            out[a].add(b)
+                            out[b].add(a)
+        return out
+
+    page = _page(lambda d: (d.line([(100, 0), (100, 99)], fill="black", width=3),
+                            d.line([(0, 50), (199, 50)], fill="black", width=3),
+                            d.ellipse((20, 10, 60, 40), outline="black", width=2)))
+    r = find_regions(page)
+    assert r.count == 5
+    assert region_adjacency(r.assigned, r.count) == brute(r.assigned, r.count)
+    noisy = np.random.default_rng(1).integers(1, 40, size=(30, 20)).astype(np.int32)
+    assert region_adjacency(noisy, 39) == brute(noisy, 39)

@@ -203,10 +203,23 @@ ICONIFY_SETS: dict[str, tuple[CollectionInfo, str]] = {
         packages=("npm:@iconify-json/streamline-emojis@1.2.4",),
         attribution="Streamline Emoji, Copyright Streamline (streamlinehq.com), CC BY 4.0"),
         "1.2.4"),
+    # The earlier art of Noto and Emoji One: other drawings of the same emoji, which
+    # give the shape embedding more cross-set pairs (and their members more memory).
+    "noto-v1": (CollectionInfo(
+        name="noto-v1", license="Apache-2.0", packages=("npm:@iconify-json/noto-v1@1.2.5",),
+        attribution="Noto Emoji (first design), Copyright Google Inc., Apache License 2.0"),
+        "1.2.5"),
+    "emojione-v1": (CollectionInfo(
+        name="emojione-v1", license="CC-BY-SA-4.0",
+        packages=("npm:@iconify-json/emojione-v1@1.2.3",),
+        attribution="Emoji One (first design), Copyright Ranks.com Inc., CC BY-SA 4.0"),
+        "1.2.3"),
 }
 ICONIFY_PACKAGES = {"noto": "@iconify-json/noto", "emojione": "@iconify-json/emojione",
                     "fxemoji": "@iconify-json/fxemoji",
-                    "streamline": "@iconify-json/streamline-emojis"}
+                    "streamline": "@iconify-json/streamline-emojis",
+                    "noto-v1": "@iconify-json/noto-v1",
+                    "emojione-v1": "@iconify-json/emojione-v1"}
 
 
 def fetch_iconify(set_name: str, cache_dir: Path | None = None) -> Path:

@@ -27,12 +27,17 @@ def default_encoder() -> ShapeEncoder | None:
 
 def memory_from_dataset(dataset: str | Path, bins: int, *, limit: int = MAX_PAGES,
                         seed: int = 0, encoder: ShapeEncoder | None = None) -> ColorMemory:
-    """The training split of `dataset` (one folder or several, comma-joined), at most
-    `limit` pairs (a fixed random choice), as a memory keyed by `encoder`."""
+    """The training split of `dataset` (one folder or several, comma-joined), one drawing
+    per thing (skin-tone variants left out), at most `limit` pairs (a fixed random
+    choice), as a memory keyed by `encoder`."""
     from models.images import page_lightness
+    from training.shape import skin_tone_variants
     from training.train import dataset_folders, load_pair, read_manifest
 
     rows = read_manifest(dataset, "train")
+    # Judged on every split: a variant's default drawing may sit in another split.
+    tones = skin_tone_variants(row["source"] for row in read_manifest(dataset, None))
+    rows = [row for row in rows if row["source"] not in tones]
     if len(rows) > limit:
         rows = random.Random(seed).sample(rows, limit)
 

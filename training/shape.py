@@ -21,6 +21,7 @@ import re
 import time
 import unicodedata
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from PIL import Image
 from torch.nn import functional as F
 
 from models.shape import VIEW, ShapeConfig, ShapeEncoder, ink_view
+from training.collections import ICONIFY_SETS
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,32 @@ _TONES = {"1F3FB": "light-skin-tone", "1F3FC": "medium-light-skin-tone",
 _FLUENT_TONES = {"light": "light-skin-tone", "medium_light": "medium-light-skin-tone",
                  "medium": "medium-skin-tone", "medium_dark": "medium-dark-skin-tone",
                  "dark": "dark-skin-tone"}
+
+
+def skin_tone_variants(sources: Iterable[str]) -> set[str]:
+    """The sources that redraw another source of their set in another skin tone.
+
+    OpenMoji marks them with a tone code point; Fluent names them `<name>-<tone>` beside
+    a `<name>-default` (so "police-car-light", whose set has no "police-car-default", is
+    a car). A set of people drawn five times each over-weights people in a memory and
+    averages their skins into gray-brown, so memories keep one drawing per thing.
+    """
+    sources = set(sources)
+    tones = sorted(_FLUENT_TONES, key=len, reverse=True)
+    out = set()
+    for source in sources:
+        head, _, rest = source.partition("/")
+        if head == "openmoji":
+            if any(point in _TONES for point in rest.split("-")):
+                out.add(source)
+            continue
+        for tone in tones:
+            for sep in ("-", "_"):
+                suffix = sep + tone.replace("_", sep)
+                if rest.endswith(suffix) and (
+                        f"{head}/{rest[: -len(suffix)]}{sep}default" in sources):
+                    out.add(source)
+    return out
 
 
 def _slug(text: str) -> str:
@@ -81,13 +109,13 @@ def concept_of(source: str, openmoji: dict[str, str] | None = None) -> str | Non
     if head == "fluent":
         stem = rest.rsplit("/", 1)[-1]
         stem = re.sub(r"_(flat|color|3d|high_contrast)", "", stem)
-        stem = stem.removesuffix("_default")
+        stem = stem.removesuffix("_default").removesuffix("-default")
         for suffix, tone in sorted(_FLUENT_TONES.items(), key=lambda kv: -len(kv[0])):
             if stem.endswith("_" + suffix):
                 stem = stem[: -len(suffix) - 1] + " " + tone
                 break
         return _slug(stem) or None
-    if head in ("noto", "emojione", "fxemoji", "streamline"):
+    if head in ICONIFY_SETS:
         return _slug(rest) or None
     return None
 

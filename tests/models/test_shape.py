@@ -62,6 +62,20 @@ def test_concepts_pair_the_same_emoji_across_sets():
     assert concept_of("openclipart/animals/frog.svg") is None
 
 
+def test_skin_tone_variants_are_found_and_things_named_light_are_not():
+    from training.shape import concept_of, skin_tone_variants
+
+    sources = ["fluent/flat/raising-hands-default", "fluent/flat/raising-hands-dark",
+               "fluent/flat/raising-hands-medium-light", "fluent/flat/police-car",
+               "fluent/flat/police-car-light", "fluent/Flat/waving_hand_flat_default",
+               "fluent/Flat/waving_hand_flat_medium_dark", "openmoji/1F44B-1F3FB",
+               "openmoji/1F44B", "noto/vertical-traffic-light"]
+    assert skin_tone_variants(sources) == {
+        "fluent/flat/raising-hands-dark", "fluent/flat/raising-hands-medium-light",
+        "fluent/Flat/waving_hand_flat_medium_dark", "openmoji/1F44B-1F3FB"}
+    assert concept_of("fluent/flat/raising-hands-default") == "raisinghands"
+
+
 def test_contrastive_training_pulls_the_same_thing_together(tmp_path):
     """A few steps on two concepts drawn by two 'sets' each: after training, each
     drawing's nearest other drawing is its twin from the other set."""

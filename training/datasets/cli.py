@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from models.options import PAGE_KINDS
+from training.collections import ICONIFY_SETS
 
 
 def _common(p: argparse.ArgumentParser, *, filter_options: bool = True) -> None:
@@ -85,8 +86,9 @@ def register_dataset_commands(subparsers) -> None:
     p.set_defaults(handler=_openclipart)
 
     p = sub.add_parser("iconify", help="an Iconify emoji set from npm: noto, emojione, fxemoji, "
-                       "streamline (its own outlines as pages: real pairs)")
-    p.add_argument("set", choices=("noto", "emojione", "fxemoji", "streamline"),
+                       "streamline (its own outlines as pages: real pairs), noto-v1, "
+                       "emojione-v1 (the first designs)")
+    p.add_argument("set", choices=tuple(ICONIFY_SETS),
                    help="which emoji set")
     _common(p)
     _cache(p)

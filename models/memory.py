@@ -19,8 +19,15 @@ remembered pictures of the same thing had there:
   cells is the memory's opinion, which the decoder adds to the network's
   (`models.decoder`).
 
-Stored as one safetensors file per member: `keys` (N, D) int8, `cells` (N, SIDE, SIDE)
-uint8 (the a/b cell of the true color in the ink frame), and the encoder's weights
+A member recalls from its own memory first and from the **family's shared memory**
+second (`MemberMemory`): the same emoji drawn by sets no member grew up on, the way the
+shared base network gives every member what its own few thousand pictures cannot. Its
+own pictures get a similarity bonus (`OWN_BONUS`), so where it knows the thing it
+colors it its own way; the shared rows of a collection it remembers itself are skipped.
+
+Stored as one safetensors file per memory: `keys` (N, D) int8, `cells` (N, SIDE, SIDE)
+uint8 (the a/b cell of the true color in the ink frame), `origin` (N,) uint8 (which of
+the `collections` in the metadata each page came from) and the encoder's weights
 (`encoder.*`); `bins`, `temperature` and the encoder config in metadata.
 """
 
@@ -28,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,10 +45,15 @@ from scipy import ndimage
 
 from models.shape import VIEW, Frame, ShapeConfig, ShapeEncoder, crop_frame, ink_frame, ink_view
 
+log = logging.getLogger(__name__)
+
 SIDE = 32  # color-map side (and the layout descriptor's)
 FORMAT = "ink-frame-1"  # memory files of an older layout are not read (re-export)
 LAYOUT_TEMPERATURE = 0.05
 EMBEDDING_TEMPERATURE = 0.05
+# Cosine similarity added to a member's own pictures when it recalls beside the family's
+# shared memory: its own drawing of a thing wins over a slightly closer stranger's.
+OWN_BONUS = 0.05
 
 
 class MemoryFormatError(ValueError):
@@ -83,10 +96,12 @@ def layout_descriptor(view: np.ndarray) -> np.ndarray:
 @dataclass
 class ColorMemory:
     keys: torch.Tensor  # (N, D) float32 unit rows
-    cells: torch.Tensor  # (N, SIDE, SIDE) long: a/b cell of each remembered color map
+    cells: torch.Tensor  # (N, SIDE, SIDE) uint8: a/b cell of each remembered color map
     bins: int  # a/b cells per axis (the member's grid)
     encoder: ShapeEncoder | None = None  # None: keys are layout descriptors
     temperature: float = LAYOUT_TEMPERATURE
+    collections: tuple[str, ...] = ()  # the collections remembered
+    origin: torch.Tensor | None = None  # (N,) uint8: each page's index in `collections`
 
     def __post_init__(self) -> None:
         self._encoder_digest = ""
@@ -107,7 +122,8 @@ class ColorMemory:
                 raise MemoryFormatError(f"{Path(path).name}: a memory of an older colorbot; "
                                         "export the member again to rebuild it")
             keys = fh.get_tensor("keys").float() / 127.0
-            cells = fh.get_tensor("cells").long()
+            cells = fh.get_tensor("cells").to(torch.uint8)
+            origin = fh.get_tensor("origin") if "origin" in fh.keys() else None
             state = {k.removeprefix("encoder."): fh.get_tensor(k)
                      for k in fh.keys() if k.startswith("encoder.")}
         encoder = None
@@ -119,7 +135,8 @@ class ColorMemory:
         keys = keys / keys.norm(dim=1, keepdim=True).clamp_min(1e-6)
         default_t = EMBEDDING_TEMPERATURE if encoder is not None else LAYOUT_TEMPERATURE
         return cls(keys, cells, int(meta.get("bins", "15")), encoder,
-                   float(meta.get("temperature", default_t)))
+                   float(meta.get("temperature", default_t)),
+                   tuple(json.loads(meta.get("collections", "[]"))), origin)
 
     def save(self, path: str | Path) -> None:
         from safetensors.torch import save_file
@@ -127,7 +144,10 @@ class ColorMemory:
         tensors = {"keys": (self.keys * 127.0).round().clamp(-127, 127).to(torch.int8),
                    "cells": self.cells.to(torch.uint8)}
         meta = {"format": FORMAT, "bins": str(self.bins), "side": str(SIDE),
-                "view": str(VIEW), "temperature": str(self.temperature)}
+                "view": str(VIEW), "temperature": str(self.temperature),
+                "collections": json.dumps(list(self.collections))}
+        if self.origin is not None:
+            tensors["origin"] = self.origin.to(torch.uint8)
         if self.encoder is not None:
             for k, v in self.encoder.state_dict().items():
                 tensors[f"encoder.{k}"] = v.to(torch.float16) if v.is_floating_point() else v
@@ -148,12 +168,75 @@ class ColorMemory:
             recall.embeddings[self._encoder_digest] = key
         return key
 
+    @property
+    def encoder_digest(self) -> str:
+        """Which encoder keyed this memory ("" for ink layout): memories recalled
+        together must agree on it, or their similarities mean different things."""
+        return self._encoder_digest
+
+    def similarities(self, recall: RecallKey) -> torch.Tensor:
+        """(N,) cosine similarity of every remembered page to the page."""
+        return self.keys @ self.key_of(recall)
+
     def recall(self, recall: RecallKey, k: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
         """(indices (k,), weights (k,) summing to 1) of the most alike pages."""
-        sims = self.keys @ self.key_of(recall)
+        sims = self.similarities(recall)
         k = min(k, sims.numel())
         top, idx = torch.topk(sims, k)
         return idx, torch.softmax(top / self.temperature, dim=0)
+
+    def region_votes(self, recall: RecallKey, index: torch.Tensor, ids: torch.Tensor,
+                     n_ids: int, shape: tuple[int, int], k: int = 8) -> torch.Tensor:
+        """(n_ids, Q) share of recalled color under each region's pixels (see
+        `MemberMemory.region_votes`)."""
+        return MemberMemory(self).region_votes(recall, index, ids, n_ids, shape, k)
+
+
+@dataclass
+class MemberMemory:
+    """What one member recalls from: its own memory, and the family's shared one."""
+
+    own: ColorMemory | None
+    shared: ColorMemory | None = None
+    own_bonus: float = OWN_BONUS
+
+    def __post_init__(self) -> None:
+        self._skip: torch.Tensor | None = None  # shared rows the member has itself
+        own, shared = self.own, self.shared
+        if own is None or shared is None:
+            return
+        if own.encoder_digest != shared.encoder_digest or own.bins != shared.bins:
+            log.warning("the family's shared memory is keyed by another shape encoder or "
+                        "a/b grid than this member's own: recalling from its own only "
+                        "(rebuild both with `colorbot remember`)")
+            self.shared = None
+            return
+        mine = [i for i, name in enumerate(shared.collections) if name in own.collections]
+        if mine and shared.origin is not None:
+            self._skip = torch.isin(shared.origin.long(), torch.tensor(mine))
+
+    @property
+    def memories(self) -> list[ColorMemory]:
+        return [m for m in (self.own, self.shared) if m is not None]
+
+    def recall(self, recall: RecallKey, k: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+        """(color maps (k', SIDE, SIDE) uint8, weights (k',) summing to 1) of the most
+        alike remembered pages, own and shared together."""
+        sims, maps = [], []
+        for memory in self.memories:
+            s = memory.similarities(recall)
+            if memory is self.shared and self._skip is not None:
+                s = s.masked_fill(self._skip, float("-inf"))
+            elif memory is self.own and self.shared is not None:
+                s = s + self.own_bonus
+            top, idx = torch.topk(s, min(k, s.numel()))
+            keep = torch.isfinite(top)
+            sims.append(top[keep])
+            maps.append(memory.cells[idx[keep]])
+        all_sims, all_maps = torch.cat(sims), torch.cat(maps)
+        top, idx = torch.topk(all_sims, min(k, all_sims.numel()))
+        temperature = self.memories[0].temperature
+        return all_maps[idx], torch.softmax(top / temperature, dim=0)
 
     def region_votes(self, recall: RecallKey, index: torch.Tensor, ids: torch.Tensor,
                      n_ids: int, shape: tuple[int, int], k: int = 8) -> torch.Tensor:
@@ -163,11 +246,11 @@ class ColorMemory:
         their regions.
         """
         h, w = shape
-        q = self.bins * self.bins
-        votes = torch.zeros(n_ids, q)
-        if index.numel() == 0 or self.cells.shape[0] == 0:
+        bins = self.memories[0].bins if self.memories else 1
+        votes = torch.zeros(n_ids, bins * bins)
+        if index.numel() == 0 or not any(m.cells.shape[0] for m in self.memories):
             return votes
-        picks, weights = self.recall(recall, k)
+        maps, weights = self.recall(recall, k)
         # Working-grid pixel centers -> page pixels -> the ink frame's SIDE x SIDE grid.
         ys = ((index // w).float() + 0.5) * (recall.height / h)
         xs = ((index % w).float() + 0.5) * (recall.width / w)
@@ -175,7 +258,7 @@ class ColorMemory:
         cy = (fy * SIDE).floor().long().clamp(0, SIDE - 1)
         cx = (fx * SIDE).floor().long().clamp(0, SIDE - 1)
         cell_at = cy * SIDE + cx  # (N,)
-        flat = self.cells[picks].reshape(len(picks), -1)  # (k, SIDE*SIDE)
+        flat = maps.reshape(len(maps), -1).long()  # (k, SIDE*SIDE)
         for row, weight in zip(flat, weights, strict=True):
             votes.index_put_((ids, row[cell_at]), weight.expand(ids.numel()), accumulate=True)
         return votes / votes.sum(dim=1, keepdim=True).clamp_min(1e-9)
@@ -194,20 +277,28 @@ def color_cells(rgb: np.ndarray, frame: Frame, bins: int) -> torch.Tensor:
 
 def build_memory(pairs, bins: int, encoder: ShapeEncoder | None = None,
                  temperature: float | None = None) -> ColorMemory:
-    """A memory from `(page L (H, W) float, color RGB (H, W, 3) uint8)` pairs; keys by
-    `encoder` (the shape embedding) or, without one, by ink layout."""
-    views, cells = [], []
-    for page_l, rgb in pairs:
+    """A memory from `(page L (H, W) float, color RGB (H, W, 3) uint8)` pairs, or
+    `(page L, color RGB, collection name)` triples; keys by `encoder` (the shape
+    embedding) or, without one, by ink layout."""
+    views, cells, origin = [], [], []
+    collections: dict[str, int] = {}
+    for page_l, rgb, *named in pairs:
         key = recall_key(np.asarray(page_l, dtype=np.float32))
         views.append(key.view)
-        cells.append(color_cells(np.asarray(rgb), key.frame, bins))
+        cells.append(color_cells(np.asarray(rgb), key.frame, bins).to(torch.uint8))
+        if named:
+            origin.append(collections.setdefault(str(named[0]), len(collections)))
     if encoder is not None:
         dim = encoder.cfg.dim
         keys = encoder.embed(np.stack(views)) if views else np.zeros((0, dim), np.float32)
     else:
         keys = (np.stack([layout_descriptor(v) for v in views]) if views
                 else np.zeros((0, SIDE * SIDE), np.float32))
-    grid = torch.stack(cells) if cells else torch.zeros(0, SIDE, SIDE, dtype=torch.long)
+    grid = torch.stack(cells) if cells else torch.zeros(0, SIDE, SIDE, dtype=torch.uint8)
     if temperature is None:
         temperature = EMBEDDING_TEMPERATURE if encoder is not None else LAYOUT_TEMPERATURE
-    return ColorMemory(torch.from_numpy(keys), grid, bins, encoder, temperature)
+    if len(collections) > 255:
+        raise ValueError("a memory holds at most 255 collections")
+    origins = torch.tensor(origin, dtype=torch.uint8) if len(origin) == len(cells) else None
+    return ColorMemory(torch.from_numpy(keys), grid, bins, encoder, temperature,
+                       tuple(collections), origins)

@@ -46,7 +46,13 @@ from models.decoder import (
 )
 from models.family import Family, FamilyMember
 from models.images import page_lightness
-from models.memory import ColorMemory, MemoryFormatError, RecallKey, recall_key
+from models.memory import (
+    ColorMemory,
+    MemberMemory,
+    MemoryFormatError,
+    RecallKey,
+    recall_key,
+)
 from models.options import KINDS, MAX_STRENGTH, resolve_device
 from models.pagekind import PageKind, detect_page_kind, paper_level
 from models.regions import (
@@ -304,7 +310,7 @@ class MemberPrediction:
     logp: torch.Tensor  # (Q, h, w) log-probabilities of the a/b cells
     centers: torch.Tensor  # (Q, 2) the cells' a/b, network scale
     prior: torch.Tensor | None  # (Q,) the cells' frequencies in the member's training data
-    memory: ColorMemory | None = None  # the member's remembered pictures, if it has them
+    memory: MemberMemory | None = None  # the member's remembered pictures, if it has them
     settings: dict | None = None  # the member's own decoder settings (manifest `extra`)
 
 
@@ -347,7 +353,8 @@ class Colorizer:
         # against the family's network object, so a reloaded member is re-fused.
         self._fused: dict[str, tuple[nn.Module, nn.Module]] = {}
         self._fuse_lock = threading.Lock()
-        self._memories: dict[str, ColorMemory | None] = {}
+        self._memories: dict[str, ColorMemory | None] = {}  # by file name
+        self._member_memories: dict[str, tuple[tuple[int, int], MemberMemory]] = {}
 
     def network(self, name: str) -> nn.Module:
         """The member's network on this device, ready for inference (BatchNorm folded)."""
@@ -363,20 +370,31 @@ class Colorizer:
                 self._fused[name] = cached
             return cached[1]
 
-    def memory(self, member: FamilyMember) -> ColorMemory | None:
-        """The member's memory of its collection (loaded once), or None without one."""
-        name = (member.extra or {}).get("memory")
+    def memory(self, member: FamilyMember) -> MemberMemory | None:
+        """What the member recalls from: its own memory and the family's shared one
+        (`extra.memory`, `extra.shared_memory`; files loaded once), or None."""
+        extra = member.extra or {}
+        own = self._memory_file(member.name, extra.get("memory"))
+        shared = self._memory_file(member.name, extra.get("shared_memory"))
+        if own is None and shared is None:
+            return None
+        key = (id(own), id(shared))
+        with self._fuse_lock:
+            if self._member_memories.get(member.name, (None,))[0] != key:
+                self._member_memories[member.name] = (key, MemberMemory(own, shared))
+            return self._member_memories[member.name][1]
+
+    def _memory_file(self, member: str, name: str | None) -> ColorMemory | None:
         if not name:
             return None
         with self._fuse_lock:
-            key = f"{member.name}:{name}"
-            if key not in self._memories:
+            if name not in self._memories:
                 try:
-                    self._memories[key] = ColorMemory.load(self.family.root / name)
+                    self._memories[name] = ColorMemory.load(self.family.root / name)
                 except MemoryFormatError as exc:  # colors without it rather than fail
-                    log.warning("%s: %s", member.name, exc)
-                    self._memories[key] = None
-            return self._memories[key]
+                    log.warning("%s: %s", member, exc)
+                    self._memories[name] = None
+            return self._memories[name]
 
     # ---- per page, once -------------------------------------------------------------
     def prepare(self, image: Image.Image, options: ColorizeOptions | None = None) -> PreparedPage:

@@ -13,7 +13,11 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from models.family import Family
+    from models.shape import ShapeEncoder
 
 log = logging.getLogger(__name__)
 
@@ -332,6 +336,26 @@ def _register_shape(subparsers: Any) -> None:
                         "'none': by ink layout)")
     p.set_defaults(handler=_remember)
 
+    p = subparsers.add_parser(
+        "remember-shared",
+        help="(re)build the family's shared memory, recalled by every member",
+        description="Build the family's shared memory (models/memory.py: MemberMemory) "
+                    "from datasets' training splits, keyed by the shipped shape "
+                    "embedding, and point every member with an a/b grid at it. Members "
+                    "recall their own pictures first; the shared rows of a collection a "
+                    "member remembers itself are skipped.",
+    )
+    p.add_argument("--dataset", required=True, help="dataset folder(s), comma-separated")
+    p.add_argument("--family", type=Path, default=None,
+                   help="family folder (default $COLORBOT_FAMILY)")
+    p.add_argument("--into-bundled", action="store_true",
+                   help="write into the bundled family (models/family)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="at most this many pages (default 12000)")
+    p.add_argument("--shape", default=None,
+                   help="shape encoder to key by (default training/base/shape.safetensors)")
+    p.set_defaults(handler=_remember_shared)
+
 
 def _shape_train(args: argparse.Namespace) -> int:
     from training.shape import ShapeTrainConfig, train_shape
@@ -351,24 +375,70 @@ def _shape_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _remember(args: argparse.Namespace) -> int:
+def _memory_family(args: argparse.Namespace, command: str) -> Family | None:
+    """The family a `remember` command writes into, once its datasets are checked."""
     from colorbot.settings import Settings
     from models.family import Family
-    from models.registry import BUNDLED_FAMILY_DIR, FamilyError
-    from training.memory import MAX_PAGES, default_encoder, memory_from_dataset
+    from models.registry import BUNDLED_FAMILY_DIR
 
     root = args.family or (BUNDLED_FAMILY_DIR if args.into_bundled
                            else Settings.from_env().family_path)
     if not root:
-        print("colorbot remember: say which family: --family DIR or --into-bundled",
+        print(f"colorbot {command}: say which family: --family DIR or --into-bundled",
               file=sys.stderr)
-        return 2
+        return None
     folders = [d for d in args.dataset.split(",") if d]
     missing = [d for d in folders if not (Path(d) / "manifest.jsonl").exists()]
     if missing:
-        print(f"colorbot remember: no dataset at {', '.join(missing)}", file=sys.stderr)
+        print(f"colorbot {command}: no dataset at {', '.join(missing)}", file=sys.stderr)
+        return None
+    return Family.load(root)
+
+
+def _memory_encoder(args: argparse.Namespace) -> ShapeEncoder | None:
+    """The shape encoder a `remember` command keys by (`--shape`)."""
+    from training.memory import default_encoder
+
+    if args.shape == "none":
+        return None
+    if args.shape:
+        from training.shape import load_encoder
+
+        return load_encoder(args.shape)
+    return default_encoder()
+
+
+def _remember_shared(args: argparse.Namespace) -> int:
+    from training.memory import SHARED_MAX_PAGES, SHARED_MEMORY, memory_from_dataset
+
+    family = _memory_family(args, "remember-shared")
+    if family is None:
         return 2
-    family = Family.load(root)
+    grids = {int(m.config.get("ab_bins", 0)) for m in family.members} - {0}
+    if len(grids) != 1:
+        print("colorbot remember-shared: the members do not share one a/b grid",
+              file=sys.stderr)
+        return 2
+    memory = memory_from_dataset(args.dataset, grids.pop(),
+                                 limit=args.limit or SHARED_MAX_PAGES,
+                                 encoder=_memory_encoder(args))
+    memory.save(family.root / SHARED_MEMORY)
+    for member in family.members:
+        if member.config.get("ab_bins"):
+            member.extra = {**(member.extra or {}), "shared_memory": SHARED_MEMORY}
+    family.save_manifest()
+    print(f"the family's shared memory holds {memory.cells.shape[0]} pages of "
+          f"{', '.join(memory.collections)} -> {family.root / SHARED_MEMORY}")
+    return 0
+
+
+def _remember(args: argparse.Namespace) -> int:
+    from models.registry import FamilyError
+    from training.memory import MAX_PAGES, memory_from_dataset
+
+    family = _memory_family(args, "remember")
+    if family is None:
+        return 2
     try:
         member = family.get(args.member)
     except FamilyError as exc:
@@ -379,16 +449,8 @@ def _remember(args: argparse.Namespace) -> int:
         print(f"colorbot remember: {member.name} predicts no a/b cells; nothing to remember",
               file=sys.stderr)
         return 2
-    if args.shape == "none":
-        encoder = None
-    elif args.shape:
-        from training.shape import load_encoder
-
-        encoder = load_encoder(args.shape)
-    else:
-        encoder = default_encoder()
     memory = memory_from_dataset(args.dataset, bins, limit=args.limit or MAX_PAGES,
-                                 encoder=encoder)
+                                 encoder=_memory_encoder(args))
     name = f"{member.name}.memory.safetensors"
     memory.save(family.root / name)
     member.extra = {**(member.extra or {}), "memory": name,

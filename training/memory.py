@@ -12,6 +12,10 @@ from models.memory import ColorMemory, build_memory
 from models.shape import ShapeEncoder
 
 MAX_PAGES = 6000  # ~1.8 KB a page (key + color map): a memory this size is ~11 MB
+# The family's shared memory (`colorbot remember-shared`): emoji sets no member grew
+# up on, one drawing per thing, ~1.2 KB a page.
+SHARED_MEMORY = "shared.memory.safetensors"
+SHARED_MAX_PAGES = 12000
 # The shape embedding every memory keys by (trained by `colorbot shape-train`).
 SHAPE_ENCODER = Path(__file__).parent / "base" / "shape.safetensors"
 
@@ -44,6 +48,7 @@ def memory_from_dataset(dataset: str | Path, bins: int, *, limit: int = MAX_PAGE
     def pairs():
         for row in rows:  # rows of several folders carry their own `_root`
             page, color = load_pair(dataset_folders(dataset)[0], row, 128)
-            yield page_lightness(Image.fromarray(page).convert("RGB")), np.asarray(color)
+            yield (page_lightness(Image.fromarray(page).convert("RGB")), np.asarray(color),
+                   row.get("collection", ""))
 
     return build_memory(pairs(), bins, encoder)

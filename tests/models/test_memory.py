@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw
 from models.memory import (
     SIDE,
     ColorMemory,
+    MemberMemory,
     MemoryFormatError,
     build_memory,
     color_cells,
@@ -110,3 +111,53 @@ def test_memory_cells_match_the_training_grid():
     rgb_t = torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float() / 255
     ab = normalize_lab(rgb_to_lab(rgb_t))[1:]
     assert torch.equal(cells, ab_cell_index(ab, BINS))
+
+
+def _named(pairs, collection):
+    return [(page, rgb, collection) for page, rgb in pairs]
+
+
+def test_a_member_recalls_its_own_drawing_before_the_familys_shared_one():
+    """Own pictures first: with the same ball in both memories (red in its own, blue in
+    the family's), the member's ball is red; a tower only the family knows is green."""
+    red, blue, green = (220, 30, 30), (30, 60, 220), (30, 170, 40)
+    own = build_memory(_named([drawing("ball", red)], "mine"), BINS)
+    shared = build_memory(_named([drawing("ball", blue), drawing("tower", green)],
+                                 "theirs"), BINS)
+    both = MemberMemory(own, shared)
+    centers = ab_bin_centers(BINS) * 110
+    ball_l, _ = drawing("ball", (0, 0, 0))
+    maps, weights = both.recall(recall_key(ball_l), k=1)
+    a, _ = centers[int(maps[0, 16, 16])]
+    assert float(a) > 30 and float(weights[0]) == pytest.approx(1.0)  # red, its own
+    tower_l, _ = drawing("tower", (0, 0, 0))
+    maps, _ = both.recall(recall_key(tower_l), k=1)
+    a, b = centers[int(maps[0, 16, 16])]
+    assert float(a) < -20  # green: the family's tower
+    maps, _ = MemberMemory(None, shared).recall(recall_key(ball_l), k=1)
+    assert float(centers[int(maps[0, 16, 16])][1]) < -30  # alone, the family's blue ball
+
+
+def test_shared_rows_of_the_members_own_collection_are_skipped(tmp_path):
+    red, blue = (220, 30, 30), (30, 60, 220)
+    own = build_memory(_named([drawing("tower", red)], "mine"), BINS)
+    shared = build_memory(_named([drawing("ball", blue)], "mine")
+                          + _named([drawing("tower", blue)], "theirs"), BINS)
+    shared.save(tmp_path / "shared.safetensors")
+    shared = ColorMemory.load(tmp_path / "shared.safetensors")
+    assert shared.collections == ("mine", "theirs") and shared.origin.tolist() == [0, 1]
+    ball_l, _ = drawing("ball", (0, 0, 0))
+    maps, weights = MemberMemory(own, shared).recall(recall_key(ball_l), k=3)
+    assert len(maps) == 2  # its own tower and the family's tower, not its ball again
+    centers = ab_bin_centers(BINS) * 110
+    cells = {int(m[16, 16]) for m in maps}
+    assert all(float(centers[c][0]) > 30 or float(centers[c][1]) < -30 for c in cells)
+
+
+def test_memories_keyed_by_different_encoders_are_not_recalled_together():
+    torch.manual_seed(0)
+    pairs = [drawing("ball", (220, 30, 30))]
+    own = build_memory(pairs, BINS, ShapeEncoder().eval())
+    shared = build_memory(pairs, BINS)  # ink layout keys
+    both = MemberMemory(own, shared)
+    assert both.shared is None and both.memories == [own]

@@ -61,3 +61,23 @@ def test_remember_refuses_an_unknown_member_or_dataset(tmp_path, capsys):
     assert main(["remember", "nobody", "--dataset", str(dataset),
                  "--family", str(BUNDLED_FAMILY_DIR)]) == 2
     assert "nobody" in capsys.readouterr().err
+
+
+def test_remember_shared_builds_the_familys_memory_and_points_every_member_at_it(
+        tmp_path, capsys):
+    family_dir = tmp_path / "family"
+    shutil.copytree(BUNDLED_FAMILY_DIR, family_dir,
+                    ignore=shutil.ignore_patterns("*.gif", "*.md"))
+    dataset = _toy_dataset(tmp_path / "toy")
+    code = main(["remember-shared", "--dataset", str(dataset), "--family", str(family_dir),
+                 "--shape", "none"])
+    assert code == 0, capsys.readouterr().err
+    family = Family.load(family_dir)
+    names = {m.extra.get("shared_memory") for m in family.members}
+    assert names == {"shared.memory.safetensors"}
+    shared = ColorMemory.load(family_dir / "shared.memory.safetensors")
+    assert shared.collections == ("toy",) and shared.origin is not None
+    assert shared.origin.tolist() == [0] * shared.cells.shape[0] and shared.cells.shape[0] > 0
+    assert main(["remember-shared", "--dataset", str(tmp_path / "nothing"),
+                 "--family", str(family_dir)]) == 2
+    assert "no dataset" in capsys.readouterr().err

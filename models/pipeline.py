@@ -175,14 +175,14 @@ class PreparedPage:
             pixels = self._pixels.get(shape)
             if pixels is None:
                 flat = self.assigned.reshape(-1)
-                own = ~(samples.counts > 0)[flat]
+                own = ~torch.index_select(samples.counts > 0, 0, flat)
                 dark = (self.lightness.reshape(-1) < 100.0) & ~own
                 index = torch.nonzero(dark).squeeze(1)
                 pixels = FillPixels(
                     own=torch.nonzero(own).squeeze(1),
                     dark=index,
-                    dark_l=self.lightness.reshape(-1)[index],
-                    dark_ids=flat[index],
+                    dark_l=torch.index_select(self.lightness.reshape(-1), 0, index),
+                    dark_ids=torch.index_select(flat, 0, index),
                 )
                 self._pixels[shape] = pixels
             return pixels
@@ -614,16 +614,18 @@ def _composite_filled(
         paper = has & (ab.norm(dim=1) < _PAPER_CHROMA) & (palette[:, 0] > _PAPER_L)
         palette[paper, 0] = 100.0
     palette[:, 1:] *= page.strength
-    palette_rgb = lab_to_rgb8(palette.T.contiguous())  # (K+1, 3)
+    palette_rgb = lab_to_rgb8(palette.T.contiguous()).contiguous()  # (K+1, 3)
     if float(palette[:, 0].max()) > 100.0:  # a fill lighter than paper: any pixel may need
         return _fill_every_pixel(page, lab_small, palette, palette_rgb, has)
     pixels = page.fill_pixels(tuple(lab_small.shape[-2:]))
     # Every pixel takes its region's color (exact wherever the paper shows the fill)...
-    rgb = palette_rgb[page.assigned.reshape(-1)]  # (H*W, 3)
+    # (index_select: ~4x faster than fancy indexing for a million rows)
+    rgb = torch.index_select(palette_rgb, 0, page.assigned.reshape(-1))  # (H*W, 3)
     # ...except the pixels that need their own: in a region too small to have a median
     # (the per-pixel prediction there), or darker than their fill (lines, anti-aliased
     # edges), which keep the page's L under the region's a/b.
-    darker = pixels.dark_l < palette[pixels.dark_ids, 0]
+    fill_l = palette[:, 0].contiguous()
+    darker = pixels.dark_l < torch.index_select(fill_l, 0, pixels.dark_ids)
     line = pixels.dark[darker]
     line_l = pixels.dark_l[darker]
     line_ids = pixels.dark_ids[darker]
@@ -636,15 +638,15 @@ def _composite_filled(
         lab = _sample(lab_small, ys, xs, height, width)
         lab[1:] *= page.strength
         lab[0] = keep_lines(page.lightness.reshape(-1)[own], lab[0])
-        rgb[own] = lab_to_rgb8(lab)
+        rgb.index_copy_(0, own, lab_to_rgb8(lab))
     if line.numel():
         table_size = palette.shape[0] * 101
         if table_size < total // 2:
             # Lines and edges take their region's a/b at their own L: a table of the
             # region colors at whole L (rounding L by < 0.5 is invisible), converted only
             # for the (region, L) pairs present, is far cheaper than every line pixel.
-            key = line_ids * 101 + keep_lines(line_l, palette[line_ids, 0]).round().clamp(
-                0, 100).long()
+            line_fill_l = torch.index_select(fill_l, 0, line_ids)
+            key = line_ids * 101 + keep_lines(line_l, line_fill_l).round().clamp(0, 100).long()
             used = torch.zeros(table_size, dtype=torch.bool)
             used[key] = True
             entries = torch.nonzero(used).squeeze(1)
@@ -652,11 +654,11 @@ def _composite_filled(
                                    palette[entries // 101, 1:].T))
             table = torch.zeros(table_size, 3, dtype=torch.uint8)
             table[entries] = lab_to_rgb8(table_lab)
-            rgb[line] = table[key]
+            rgb.index_copy_(0, line, torch.index_select(table, 0, key))
         else:
-            lab = palette[line_ids].T.contiguous()  # (3, N)
+            lab = torch.index_select(palette, 0, line_ids).T.contiguous()  # (3, N)
             lab[0] = keep_lines(line_l, lab[0])
-            rgb[line] = lab_to_rgb8(lab)
+            rgb.index_copy_(0, line, lab_to_rgb8(lab))
     return rgb.reshape(height, width, 3)
 
 

@@ -51,10 +51,13 @@ class DecoderOptions:
     hedge: float = 0.0  # chroma x (confidence in the chosen color) ** hedge; 0 = full
     # chroma always. A vivid wrong color costs more than a pale one.
     memory_weight: float = 1.0  # how much the member's memory counts beside its network
+    gray_penalty: float = 0.0  # nats taken from gray cells inside the drawing: a member
+    # that paints rather than shades picks a color (or leaves paper white) there
 
 
 # What a member may set for itself in its manifest (`extra.decoder`).
-MEMBER_SETTINGS = ("prior_weight", "diversity_margin", "variety", "hedge", "memory_weight")
+MEMBER_SETTINGS = ("prior_weight", "diversity_margin", "variety", "hedge", "memory_weight",
+                   "gray_penalty")
 # The floor under a cell no recalled page had: a vote of zero must not veto a color.
 _VOTE_FLOOR = 0.02
 
@@ -121,6 +124,16 @@ def adjusted_scores(
     # training gets a bounded boost, not an unbounded one.
     log_prior = ((1.0 - _PRIOR_MIX) * prior + _PRIOR_MIX / q).log()
     return scores - weight * log_prior[None, :]
+
+
+def penalize_gray(adjusted: torch.Tensor, centers: torch.Tensor, inside: torch.Tensor,
+                  penalty: float) -> torch.Tensor:
+    """`adjusted` (K+1, Q) with `penalty` nats taken from the gray cells of the regions
+    `inside` (K+1,) bool (the drawing, not the paper around it)."""
+    if penalty <= 0:
+        return adjusted
+    gray = (centers.norm(dim=1) < _NEUTRAL).float()  # (Q,)
+    return adjusted - penalty * inside.float()[:, None] * gray[None, :]
 
 
 def choose_cells(

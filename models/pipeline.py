@@ -40,6 +40,7 @@ from models.decoder import (
     DecoderOptions,
     adjusted_scores,
     choose_cells,
+    penalize_gray,
     region_confidence,
     region_log_scores,
     with_memory,
@@ -599,6 +600,8 @@ def _composite_filled(
                                                 samples.counts.numel(), samples.size)
             scores = with_memory(scores, votes, options.memory_weight)
         adjusted = adjusted_scores(scores, decoded.prior, options.prior_weight)
+        adjusted = penalize_gray(adjusted, decoded.centers, ~page.background(),
+                                 options.gray_penalty)
         cells = choose_cells(adjusted, samples.counts, page.neighbours(), decoded.centers,
                              options)
         ab = decoded.centers[cells] * 110.0  # (K+1, 2)

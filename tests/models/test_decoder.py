@@ -223,3 +223,18 @@ def test_a_photo_batched_with_line_art_keeps_the_annealed_mean(colorizer):
     alone = colorizer.run_member(name, [photo])[0]
     diff = np.abs(np.asarray(alone).astype(int) - np.asarray(together).astype(int))
     assert diff.max() <= 2
+
+
+def test_gray_penalty_moves_the_drawing_off_gray_and_leaves_the_paper():
+    from models.decoder import penalize_gray
+
+    gray = int(CENTERS.norm(dim=1).argmin())
+    red = int((CENTERS - torch.tensor([0.5, 0.3])).norm(dim=1).argmin())
+    scores = torch.full((3, CENTERS.shape[0]), -8.0)
+    scores[1:, gray] = -1.0
+    scores[1:, red] = -1.6
+    inside = torch.tensor([False, True, False])  # region 2 is the paper around it
+    adjusted = penalize_gray(scores, CENTERS, inside, 1.0)
+    cells = choose_cells(adjusted, torch.tensor([0, 50, 100]), [set(), set(), set()], CENTERS)
+    assert int(cells[1]) == red and int(cells[2]) == gray
+    assert torch.equal(penalize_gray(scores, CENTERS, inside, 0.0), scores)

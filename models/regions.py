@@ -8,9 +8,10 @@ do the same with the network's prediction:
    its area — a closing with a square of side 2r+1 is the cheap cousin of the
    "trapped ball" fill (a ball of radius r cannot squeeze through the gap);
 3. label the connected paper areas (scipy.ndimage.label, 4-connected);
-4. hand every line pixel to its nearest region (exact Euclidean distance transform),
-   so anti-aliased line edges take the neighbouring region's color while
-   `L_out = min(L_page, L_fill)` keeps the line itself as dark as it was.
+4. hand every line pixel to its nearest region (`nearest_region`: exact within ~2 px
+   of paper, half resolution deeper inside thick ink), so anti-aliased line edges take
+   the neighbouring region's color while `L_out = min(L_page, L_fill)` keeps the line
+   itself as dark as it was.
 
 Each region's color is the per-channel median of the prediction over the region's
 pixels, taken at the network's working resolution (`region_medians`). Regions too small
@@ -64,12 +65,61 @@ def find_regions(
     labels = labels.astype(np.int32, copy=False)
     if count == 0 or not ink.any():
         return Regions(labels, labels, int(count))
-    # For each line pixel, the index of the nearest paper pixel; take that one's label.
-    nearest = ndimage.distance_transform_edt(
-        ink, return_distances=False, return_indices=True
-    )
-    assigned = labels[nearest[0], nearest[1]]
-    return Regions(labels, assigned, int(count))
+    return Regions(labels, nearest_region(labels, ink), int(count))
+
+
+# Offsets (dy, dx) within _RING of a pixel, nearest first: a line pixel this close to
+# paper (most of every line) takes the region of the nearest paper pixel among them.
+_RING = 5  # squared distance: the 8 neighbours, then 2 steps straight, then (1, 2)s
+_OFFSETS = sorted(
+    ((dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if 0 < dy * dy + dx * dx <= _RING),
+    key=lambda o: (o[0] * o[0] + o[1] * o[1], o),
+)
+
+
+def nearest_region(labels: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """Every pixel's region: paper its own label, ink (`labels` 0) its nearest region's.
+
+    Ink within sqrt(5) px of paper (every pixel of lines up to 4 px wide) looks for the
+    nearest paper pixel among its close offsets: exact distances, ties broken by offset
+    order. Deeper ink (thick strokes, filled black areas) takes the region of the nearest
+    paper 2x2 block (a distance transform at half resolution): only pixels that are
+    drawn as ink anyway, so the region's a/b there matters little. ~2x faster than a
+    full-resolution Euclidean distance transform.
+    """
+    h, w = labels.shape
+    assigned = labels.copy()
+    flat_ink = np.flatnonzero(ink)
+    if flat_ink.size == 0:
+        return assigned
+    pad = 2
+    padded = np.pad(labels, pad).reshape(-1)  # 0 outside the page: never paper
+    wp = w + 2 * pad
+    ys, xs = np.divmod(flat_ink, w)
+    at = (ys + pad) * wp + (xs + pad)
+    found = np.zeros(flat_ink.size, dtype=np.int32)
+    todo = np.arange(flat_ink.size)
+    for dy, dx in _OFFSETS:
+        value = padded[at + (dy * wp + dx)]
+        hit = value > 0
+        if hit.any():
+            found[todo[hit]] = value[hit]
+            todo, at = todo[~hit], at[~hit]
+            if todo.size == 0:
+                break
+    if todo.size:
+        hh, ww = (h + 1) // 2, (w + 1) // 2
+        even = np.zeros((hh * 2, ww * 2), dtype=np.int32)
+        even[:h, :w] = labels
+        blocks = even.reshape(hh, 2, ww, 2).max(axis=(1, 3))
+        if blocks.any():
+            near = ndimage.distance_transform_edt(
+                blocks == 0, return_distances=False, return_indices=True
+            )
+            by, bx = ys[todo] // 2, xs[todo] // 2
+            found[todo] = blocks[near[0][by, bx], near[1][by, bx]]
+    assigned.reshape(-1)[flat_ink] = found
+    return assigned
 
 
 def _sliding(a: np.ndarray, size: int, axis: int, op, pad: bool) -> np.ndarray:

@@ -125,3 +125,29 @@ def test_region_adjacency_pairs_regions_across_lines():
     assert region_adjacency(r.assigned, r.count) == brute(r.assigned, r.count)
     noisy = np.random.default_rng(1).integers(1, 40, size=(30, 20)).astype(np.int32)
     assert region_adjacency(noisy, 39) == brute(noisy, 39)
+
+
+def test_line_pixels_go_to_their_nearest_region():
+    """Exact nearest region within sqrt(5) px of paper; deeper ink (thick strokes, a
+    filled blob) within 2 px of exact."""
+    from scipy import ndimage
+
+    def draw(d):
+        for i, width in enumerate((1, 2, 3, 4, 6, 9)):
+            d.line([(15 + 30 * i, 0), (15 + 30 * i, 99)], fill="black", width=width)
+        d.line([(0, 50), (199, 50)], fill=(90, 90, 90), width=3)
+        d.ellipse((120, 10, 160, 40), fill="black")
+
+    r = find_regions(_page(draw), gap=0)
+    ink = r.labels == 0
+    exact = ndimage.distance_transform_edt(ink)
+    to_own = np.full(ink.shape, np.inf)
+    for k in range(1, r.count + 1):
+        mine = r.assigned == k
+        to_own[mine] = ndimage.distance_transform_edt(r.labels != k)[mine]
+    assert (r.assigned > 0).all()
+    near = ink & (exact**2 <= 5)
+    deep = ink & ~near
+    assert deep.sum() > 100  # the blob and the thick lines
+    assert np.array_equal(to_own[near], exact[near])
+    assert (to_own[deep] <= exact[deep] + 2.0).all()

@@ -61,6 +61,8 @@ from models.regions import (
     Regions,
     RegionSamples,
     find_regions,
+    ink_threshold,
+    line_level,
     region_adjacency,
     region_medians,
     region_samples,
@@ -70,8 +72,15 @@ from models.regions import (
 _LINE_LEVEL = 30.0
 # Lines stay visible: a fill is never darker than the page's ink plus this much L. The
 # fill is lightened (not the line darkened): the page's own lines are what the person
-# drew, and a light pencil line keeps its look under a lighter fill.
+# drew, and a light pencil line keeps its look under a lighter fill...
 LINE_CONTRAST = 25.0
+# ...down to lines this light (L*). Lighter (pencil) lines would push every fill to
+# near white, so there the line is darkened instead: the page's tones are stretched
+# from the paper so that its line level (`regions.line_level`) lands here, and fills
+# keep their colors (floor about PENCIL_LINE + LINE_CONTRAST).
+PENCIL_LINE = 50.0
+# The stretch is at most this strong (lines fainter than L 80 are barely there).
+_MAX_PENCIL_GAIN = 2.5
 # The paper around a drawing takes a color only when the member is this sure of it.
 _SURE_OF_BACKGROUND = 0.7
 # A decoded region this light (L) and this gray (chroma) is paper: it is drawn white.
@@ -269,6 +278,19 @@ def level_paper(lightness: np.ndarray, paper: float) -> np.ndarray:
     )
 
 
+def darken_pencil(
+    lightness: np.ndarray, level: float | None
+) -> tuple[np.ndarray, float | None]:
+    """A line-art page (paper leveled to 100) whose lines are lighter than PENCIL_LINE,
+    stretched from the paper down so its line `level` becomes PENCIL_LINE; other pages
+    as they are. Returns (lightness, the line level after)."""
+    if level is None or level <= PENCIL_LINE:
+        return lightness, level
+    gain = min(_MAX_PENCIL_GAIN, (100.0 - PENCIL_LINE) / (100.0 - level))
+    darker = np.clip(100.0 - (100.0 - lightness) * gain, 0.0, 100.0).astype(np.float32)
+    return darker, 100.0 - (100.0 - level) * gain
+
+
 def _upsample(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """(C, h, w) -> (C, H, W), bilinear."""
     if x.shape[-2:] == (height, width):
@@ -413,9 +435,16 @@ class Colorizer:
         if kind == "lineart":
             paper = detected.paper if options.kind == "auto" else paper_level(lightness)
             lightness = level_paper(lightness, paper)
+            drawn = line_level(lightness)
+            lightness, level = darken_pencil(lightness, drawn)
             ink = ink_level(lightness)
+            if level is not None and level != drawn:
+                # Darkened pencil: the floor follows the line's core, not the median of
+                # its anti-aliased edges (lighter, and most of a thin line's pixels).
+                ink = min(ink, level)
             if fill:
-                regions = find_regions(lightness)
+                regions = find_regions(lightness, threshold=ink_threshold(lightness,
+                                                                          level=level))
                 recall = recall_key(lightness)
         page = PreparedPage(
             width=width,

@@ -3,7 +3,8 @@
 A child with crayons gives each enclosed area one color and never crosses a line. We
 do the same with the network's prediction:
 
-1. binarize the lines (ink = darker than ~65% of the paper);
+1. binarize the lines (ink = darker than ~65% of the paper, or for light pencil lines
+   darker than halfway between the lines and the paper: `ink_threshold`);
 2. close small gaps in them, so a sketchy outline with a 3-pixel hole still encloses
    its area — a closing with a square of side 2r+1 is the cheap cousin of the
    "trapped ball" fill (a ball of radius r cannot squeeze through the gap);
@@ -28,8 +29,19 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-# Ink is darker than this share of the paper's lightness.
+# Ink is darker than this share of the paper's lightness (pages with dark lines)...
 INK_LEVEL = 0.65
+# ...or, when the page's own line level is lighter than _DARK_LINES (pencil), than
+# _PENCIL_SHARE of the way from that level to the paper: a fixed share would leave gray
+# lines out and the page one region. The two agree at _DARK_LINES (no jump).
+# Marks this close to the paper (JPEG noise, paper grain) never count as lines.
+_PAPER_NOISE = 10.0
+# The line level is this percentile of the marked pixels (darker than paper - noise):
+# the darkest line cores, robust to a few specks, and still the black lines on a page
+# with black lines and gray shading up to ~50x their area.
+_LINE_PERCENTILE = 2.0
+_DARK_LINES = 40.0
+_PENCIL_SHARE = (INK_LEVEL * 100.0 - _DARK_LINES) / (100.0 - _DARK_LINES)
 # Gap radius: gaps up to about 2r pixels are closed. Scales with the page.
 _GAP_PER_PIXEL = 1.0 / 400.0
 
@@ -53,12 +65,44 @@ def gap_radius(shape: tuple[int, int]) -> int:
     return max(1, round(max(shape) * _GAP_PER_PIXEL))
 
 
+def line_level(lightness: np.ndarray, paper: float = 100.0) -> float | None:
+    """The L* of a page's darkest line cores (strided), or None for a page without marks."""
+    step = max(1, int(np.ceil(max(lightness.shape) / 1024)))
+    small = lightness[::step, ::step]
+    marked = small[small < paper - _PAPER_NOISE]
+    if marked.size < max(16, small.size // 500):
+        return None
+    return float(np.percentile(marked, _LINE_PERCENTILE))
+
+
+def ink_threshold(
+    lightness: np.ndarray, paper: float = 100.0, level: float | None = None
+) -> float:
+    """What is ink on this page: darker than INK_LEVEL x paper, or for light (pencil)
+    lines (`level`, default `line_level`) darker than _PENCIL_SHARE (~0.42) of the way
+    from the line level to the paper.
+
+    Pages whose lines are darker than _DARK_LINES (L 40, with paper 100) keep the fixed
+    threshold exactly, so their regions do not change; the threshold rises smoothly
+    above that and stays `_PAPER_NOISE` below the paper.
+    """
+    fixed = INK_LEVEL * paper
+    level = line_level(lightness, paper) if level is None else level
+    if level is None:
+        return fixed
+    pencil = level + _PENCIL_SHARE * (paper - level)
+    return max(fixed, min(paper - _PAPER_NOISE, pencil))
+
+
 def find_regions(
-    lightness: np.ndarray, paper: float = 100.0, gap: int | None = None
+    lightness: np.ndarray, paper: float = 100.0, gap: int | None = None,
+    threshold: float | None = None,
 ) -> Regions:
-    """Regions of a line-art page from its CIE L* (H, W); `gap` = closing radius in px."""
+    """Regions of a line-art page from its CIE L* (H, W); `gap` = closing radius in px,
+    `threshold` = the L below which a pixel is ink (default: `ink_threshold`)."""
     gap = gap_radius(lightness.shape) if gap is None else gap
-    ink = lightness < INK_LEVEL * paper
+    threshold = ink_threshold(lightness, paper) if threshold is None else threshold
+    ink = lightness < threshold
     if gap > 0:
         ink = close_square(ink, 2 * gap + 1) | ink
     labels, count = ndimage.label(~ink)  # 4-connected: a diagonal gap still separates

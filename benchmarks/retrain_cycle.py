@@ -139,8 +139,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(today's backbone judge and the recall judge beside the taste's "
                         "ceiling), no tuning and no gate")
     p.add_argument("--judge-memory", default=None,
-                   help="memory file(s) (comma-joined) the recall judge remembers true "
-                        "colors from (default: the family's memories)")
+                   help="memory file(s) (comma-joined) the judge recalls true colors from "
+                        "(sets $COLORBOT_JUDGE_MEMORY for the cycle; default: that variable, "
+                        "unset: none); build them from training splits only")
     p.add_argument("--dump-pairs", default=None,
                    help="with --judge-only: save the judge's inputs and pairs (torch file)")
     p.add_argument("--threads", type=int, default=2)
@@ -194,6 +195,10 @@ def judge_vs_ceiling(db_rows: list, heldout: set[int], values: dict, judge_acc: 
 
 async def main(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
+    if args.judge_memory:
+        from training.judge import JUDGE_MEMORY_ENV
+
+        os.environ[JUDGE_MEMORY_ENV] = args.judge_memory
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     root = work / "family"
@@ -208,6 +213,7 @@ async def main(args: argparse.Namespace) -> dict:
         "taste": args.taste,
         "taste_groups": population.to_dict(),
         "members": {m.name: {"version": m.version} for m in family.members},
+        "judge_memory": args.judge_memory or os.environ.get("COLORBOT_JUDGE_MEMORY", ""),
     }
 
     pictures = dataset_pages(args.datasets, splits=("val", "test"), seed=args.seed,
@@ -360,7 +366,7 @@ async def judges_only(args: argparse.Namespace, db, sim, root: Path) -> dict:
     net, net_cfg = base_backbone()
     tc = JudgeTrainConfig(steps=args.judge_steps, lr=1e-2, weight_decay=1e-3, seed=args.seed)
     out: dict = {}
-    kinds = {"backbone": {"memory": None}, "recall": {"memory": args.judge_memory or "auto"}}
+    kinds = {"backbone": {"memory": None}, "recall": {"memory": "auto"}}
     for kind, extra in kinds.items():
         t0 = time.perf_counter()
         result = train_backbone_judge(data, net, BackboneJudgeConfig(size=size, backbone=net_cfg),

@@ -539,13 +539,19 @@ class RecallMemory(nn.Module):
             key = recall_key(lightness)
             views = np.stack([key.view, key.view[:, ::-1]]) if self.mirror else key.view[None]
             emb = torch.from_numpy(self.encoder.embed(np.ascontiguousarray(views)))  # (V, D)
-            sims = (emb @ keys.T).reshape(-1)  # (V * N,)
+            sims = (emb @ keys.T).max(dim=0).values  # (N,) as drawn or in mirror image
             top, idx = torch.topk(sims, min(self.k, sims.numel()))
             weights = torch.softmax(top / self.temperature, dim=0)
-            n = keys.shape[0]
-            maps = self.cells[idx % n].long()  # (k, SIDE, SIDE)
-            flipped = (idx // n) == 1
-            maps[flipped] = maps[flipped].flip(-1)
+            maps = self.cells[idx].long()  # (k, SIDE, SIDE)
+            if self.mirror:
+                # Which way round: the remembered picture's colored area against the
+                # page's drawing (ink and the paper it encloses), as is and mirrored.
+                shape = _silhouette(paper[i, 0].numpy(), key.frame, side)  # (SIDE, SIDE)
+                colored = (maps != white).float()
+                agree = [(colored * shape).sum(dim=(1, 2)),
+                         (colored.flip(-1) * shape).sum(dim=(1, 2))]
+                flipped = agree[1] > agree[0]
+                maps[flipped] = maps[flipped].flip(-1)
             ys = torch.arange(h, dtype=torch.float32) + 0.5
             xs = torch.arange(w, dtype=torch.float32) + 0.5
             fy, fx = key.frame.to_frame(ys, xs)
@@ -568,6 +574,21 @@ class RecallMemory(nn.Module):
             region[i] = reg.reshape(q, h, w)
             conf[i] = top[0]
         return pixel.clamp_min(1e-6).log(), region.clamp_min(1e-6).log(), conf
+
+
+def _silhouette(paper: np.ndarray, frame: Any, side: int) -> torch.Tensor:
+    """(side, side) share of the drawing (not the open paper around it) in each cell of
+    the ink frame, from a page's paper mask (S, S) bool."""
+    from scipy import ndimage
+
+    from models.shape import crop_frame
+
+    labels, _ = ndimage.label(paper)
+    border = np.unique(np.concatenate((labels[0], labels[-1], labels[:, 0], labels[:, -1])))
+    outside = np.isin(labels, border[border > 0])
+    drawing = torch.from_numpy((~outside).astype(np.float32))
+    shape = crop_frame(drawing[None], frame, side, 0.0)[0]
+    return shape - shape.mean()
 
 
 def _smooth_ab(dist: torch.Tensor, bins: int) -> torch.Tensor:
@@ -599,16 +620,21 @@ def recall_fit(pixel: torch.Tensor, region: torch.Tensor, conf: torch.Tensor,
     return torch.cat((ll_pixel, ll_region, -dist, c * ll_region, -c * dist), dim=1)
 
 
-FAMILY_MEMORIES = Path(__file__).resolve().parents[1] / "models" / "family"
+JUDGE_MEMORY_ENV = "COLORBOT_JUDGE_MEMORY"  # memory files (comma-joined) the judge recalls
 
 
-def default_recall_memory(folder: str | Path | None = None) -> RecallMemory | None:
-    """The bundled family's memories pooled (`RecallMemory`), or None where there are
-    none (or they cannot be read): the judge then goes without."""
+def default_recall_memory() -> RecallMemory | None:
+    """The memories a judge recalls true colors from: the files named in
+    $COLORBOT_JUDGE_MEMORY (comma-joined), pooled; None where it is not set or they
+    cannot be read (the judge then goes without). Build them from training splits only
+    (`colorbot remember`, `training.memory.memory_from_dataset`): never from the pages
+    people vote on. The bundled members' memories (openmoji, fluent ...) recall emoji
+    of other sets poorly (measured: no gain on noto/emojione votes); the training
+    splits of the voted collections' own sets are what helps."""
     import logging
+    import os
 
-    folder = Path(folder) if folder is not None else FAMILY_MEMORIES
-    paths = sorted(folder.glob("*.memory.safetensors"))
+    paths = [p for p in os.environ.get(JUDGE_MEMORY_ENV, "").split(",") if p]
     if not paths:
         return None
     try:
@@ -674,12 +700,15 @@ def train_backbone_judge(
     train_cfg: JudgeTrainConfig | None = None,
     heldout_pages: set[int] | None = None,
     memory: RecallMemory | None | str = "auto",
+    descriptors: torch.Tensor | None = None,
 ) -> JudgeResult:
     """Fit a `BackboneJudge`'s head with the Bradley–Terry loss (full batch; the
     backbone's descriptors are computed once); accuracy on held-out pages' pairs.
 
-    `memory`: the true colors the judge recalls for a page (`RecallMemory`); "auto"
-    (the default) the family's bundled memories where they are, None none."""
+    `memory`: the true colors the judge recalls for a page (`RecallMemory`, or memory
+    files comma-joined); "auto" (the default) `default_recall_memory()`, None none.
+    `descriptors`: `describe_inputs` of `data.inputs` by a judge of this backbone,
+    config and memory, when already computed (they are the slow part)."""
     cfg = cfg or BackboneJudgeConfig()
     tc = train_cfg or JudgeTrainConfig()
     t0 = time.perf_counter()
@@ -692,7 +721,7 @@ def train_backbone_judge(
     if isinstance(memory, str):
         memory = default_recall_memory() if memory == "auto" else RecallMemory.load(memory)
     judge = BackboneJudge(backbone, cfg, memory)
-    desc = describe_inputs(judge, data.inputs)  # (N, D)
+    desc = describe_inputs(judge, data.inputs) if descriptors is None else descriptors  # (N, D)
     used = np.unique(np.concatenate((tr_w, tr_l))) if len(tr_w) else np.arange(len(desc))
     if len(used):
         judge.desc_mean.copy_(desc[used].mean(0))

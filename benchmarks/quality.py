@@ -178,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hedge", type=float, default=None, help="decoder setting to try")
     p.add_argument("--memory-weight", type=float, default=None,
                    help="weight of the member's memory beside its network (decoder setting)")
+    p.add_argument("--gray-penalty", type=float, default=None,
+                   help="nats taken from gray cells inside the drawing (decoder setting)")
     p.add_argument("--no-real", action="store_true", help="skip the real coloring pages")
     p.add_argument("--size", type=int, default=1024, help="long side pages are colored at")
     p.add_argument("--metric-size", type=int, default=512, help="long side figures use")
@@ -195,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     members = args.member or family.names
     # Decoder settings to try go where members keep their own (`extra.decoder`).
     tried = {k: getattr(args, k) for k in ("prior_weight", "diversity_margin", "hedge",
-                                           "memory_weight") if getattr(args, k) is not None}
+                                           "memory_weight", "gray_penalty")
+             if getattr(args, k) is not None}
     for member in family.members:
         member.extra = {**member.extra,
                         "decoder": {**member.extra.get("decoder", {}), **tried}}

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
 from pathlib import Path
 
-from tqdm import tqdm
-
 from training import collections as reg
+from training.datasets.common import keep_copyright, progress_bar
 from training.datasets.images import PictureError, render_svg
 from training.datasets.manifest import BuildStats, DatasetWriter
 
@@ -21,10 +19,6 @@ _SKIN_TONES = re.compile(r"-?1F3F[B-F]", re.IGNORECASE)
 def openmoji_group(stem: str) -> str:
     """The split group of an OpenMoji file name (hexcode without skin-tone parts)."""
     return "openmoji:" + _SKIN_TONES.sub("", stem).upper()
-
-
-def _bar(items: Iterable, total: int, desc: str, progress: bool) -> Iterable:
-    return tqdm(items, total=total, desc=desc, unit="pic", disable=not progress, smoothing=0.05)
 
 
 def build_openmoji_pairs(
@@ -53,7 +47,7 @@ def build_openmoji_pairs(
             "size": size, "pages": "OpenMoji black line-art SVGs (real pairs)"}
     with DatasetWriter(out, "openmoji", reg.OPENMOJI.license, "lineart", info=info) as writer:
         stats = writer.stats
-        for name in _bar(names, len(names), "openmoji", progress):
+        for name in progress_bar(names, len(names), "openmoji", progress):
             stem = name[: -len(".svg")]
             source = f"openmoji/{stem}"
             if writer.has_source(source):
@@ -119,7 +113,7 @@ def build_fluent_pairs(
             "pages": f"coloring-book filter (line_weight={line_weight}, detail={detail})"}
     with DatasetWriter(out, "fluent", reg.FLUENT.license, "lineart", info=info) as writer:
         stats = writer.stats
-        for path in _bar(files, len(files), "fluent", progress):
+        for path in progress_bar(files, len(files), "fluent", progress):
             source = f"fluent/{path.parent.name}/{path.stem}"
             if writer.has_source(source):
                 stats.skipped += 1
@@ -188,7 +182,7 @@ def build_openclipart_pairs(
     with DatasetWriter(out, "clipart", reg.OPENCLIPART.license, "lineart", info=info) as writer:
         stats = writer.stats
         near = NearDuplicates.for_dataset(out)
-        for path in _bar(files, len(files), "clipart", progress):
+        for path in progress_bar(files, len(files), "clipart", progress):
             source = "openclipart/" + path.relative_to(root).as_posix()
             if writer.has_source(source):
                 stats.skipped += 1
@@ -217,16 +211,8 @@ def build_openclipart(
     stats = build_openclipart_pairs(svg_root if svg_root.exists() else root, out, size=size,
                                     line_weight=line_weight, detail=detail, limit=limit,
                                     progress=progress)
-    _keep_copyright(root, "openclipart-svg", out)
+    keep_copyright(root, "openclipart-svg", out)
     return stats
-
-
-def _keep_copyright(root: Path, package: str, out: Path) -> None:
-    """Copy a package's debian/copyright into the dataset's licenses/ folder."""
-    text = reg.deb_copyright(root, package)
-    if text:
-        (out / "licenses").mkdir(parents=True, exist_ok=True)
-        (out / "licenses" / f"{package}.copyright").write_text(text, encoding="utf-8")
 
 
 # Wallpapers are under these folders; everything else in the packages (boot splash
@@ -265,18 +251,6 @@ def artwork_files(root: Path) -> list[Path]:
             best[path.parent] = (rank, path)
     chosen += [p for _, p in best.values()]
     return sorted(chosen)
-
-
-def _crop_boxes(width: int, height: int, count: int, rng) -> list[tuple[int, int, int, int]]:
-    """Random square crops, side 20..100 % of the short side (scale variety)."""
-    short = min(width, height)
-    boxes = []
-    for _ in range(count):
-        side = max(16, int(short * rng.uniform(0.2, 1.0)))
-        x = int(rng.integers(0, width - side + 1))
-        y = int(rng.integers(0, height - side + 1))
-        boxes.append((x, y, x + side, y + side))
-    return boxes
 
 
 def build_artworks_from(
@@ -407,7 +381,7 @@ def build_iconify_pairs(
             "size": size, "pages": pages}
     with DatasetWriter(out, set_name, info_reg.license, "lineart", info=info) as writer:
         stats = writer.stats
-        for name, svg in _bar(icons, len(icons), set_name, progress):
+        for name, svg in progress_bar(icons, len(icons), set_name, progress):
             source = f"{set_name}/{name}"
             if writer.has_source(source):
                 stats.skipped += 1

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from training import collections as reg
-from training.datasets.collections import _bar, _crop_boxes, _keep_copyright
+from training.datasets.common import crop_boxes, keep_copyright, progress_bar
 from training.datasets.images import PictureError, fit_long_side, load_picture
 from training.datasets.manifest import BuildStats, DatasetWriter
 from training.datasets.rcc import RccError, read_rcc
@@ -103,7 +103,7 @@ def build_pictures(
     with DatasetWriter(out, collection, "mixed (per pair)", "lineart", info=info) as writer:
         stats = writer.stats
         near = NearDuplicates.for_dataset(out)
-        for pkg, base, path in _bar(files, len(files), collection, progress):
+        for pkg, base, path in progress_bar(files, len(files), collection, progress):
             rel = path.relative_to(base).as_posix()
             source = f"{pkg}/{rel}"
             if writer.has_source(source):
@@ -120,7 +120,7 @@ def build_pictures(
             digest = hashlib.sha256(source.encode()).hexdigest()
             rng = np.random.default_rng(int(digest[:8], 16))
             crops = min(max_crops, int(work.width * work.height / (size * size) * 1.5))
-            boxes = _crop_boxes(work.width, work.height, crops * 2, rng) if crops else []
+            boxes = crop_boxes(work.width, work.height, crops * 2, rng) if crops else []
             kept = 0
             for box in [*boxes, None]:  # the whole picture last: resume checks it
                 if box is None:
@@ -143,7 +143,7 @@ def build_pictures(
                            license=license)
                 kept += 1
         for pkg, root in roots.items():
-            _keep_copyright(root, pkg, out)
+            keep_copyright(root, pkg, out)
     return stats
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from models.regions import RegionSamples
@@ -84,28 +83,6 @@ def region_log_scores(logp: torch.Tensor, samples: RegionSamples) -> torch.Tenso
                                          size=(n_ids, pixels), check_invariants=False)
     scores = member @ logp.reshape(q, -1).T.float()  # (K+1, Q)
     return scores / counts.clamp_min(1)[:, None].float()
-
-
-def region_adjacency(assigned: np.ndarray, count: int) -> list[set[int]]:
-    """Which regions touch (across a line): `neighbours[i]` for ids 0..count.
-
-    `assigned` gives every pixel its region (line pixels their nearest one), so two
-    regions separated by a line meet in the middle of that line.
-    """
-    neighbours: list[set[int]] = [set() for _ in range(count + 1)]
-    pairs = []
-    for a, b in ((assigned[:, :-1], assigned[:, 1:]), (assigned[:-1, :], assigned[1:, :])):
-        differ = a != b
-        if differ.any():
-            pairs.append(np.stack((a[differ], b[differ]), axis=1))
-    if not pairs:
-        return neighbours
-    edges = np.unique(np.concatenate(pairs).astype(np.int64), axis=0)
-    for i, j in edges.tolist():
-        if i and j:
-            neighbours[i].add(j)
-            neighbours[j].add(i)
-    return neighbours
 
 
 def with_memory(scores: torch.Tensor, votes: torch.Tensor, weight: float) -> torch.Tensor:

@@ -312,6 +312,21 @@ def _sample(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, height: int, wi
     return out[0, :, 0]  # (C, N)
 
 
+def _read_likeliest_ab(lab_small: torch.Tensor, decoded: MemberPrediction, ys: torch.Tensor,
+                       xs: torch.Tensor, height: int, width: int) -> None:
+    """Put the most likely cell's a/b (x110) into `lab_small` (3, h, w) wherever `_sample`
+    at full-resolution pixels (ys, xs) reads: each one's bilinear neighbours, plus one
+    working pixel more on each side against rounding."""
+    h, w = lab_small.shape[-2:]
+    u = ((xs.to(torch.float32) + 0.5) * (w / width) - 0.5).floor().long()
+    v = ((ys.to(torch.float32) + 0.5) * (h / height) - 0.5).floor().long()
+    around = torch.arange(-1, 3)
+    cols = (u[:, None] + around).clamp(0, w - 1)  # (N, 4)
+    rows = (v[:, None] + around).clamp(0, h - 1)
+    index = (rows[:, :, None] * w + cols[:, None, :]).reshape(-1).unique()
+    lab_small.view(3, -1)[1:, index] = decoded.likeliest_ab(index) * 110.0
+
+
 def lab_to_rgb8(lab: torch.Tensor) -> torch.Tensor:
     """LAB pixels (3, N) -> sRGB (N, 3) uint8; out-of-gamut colors lose chroma, not hue."""
     n = lab.shape[1]
@@ -328,13 +343,28 @@ def lab_to_rgb8(lab: torch.Tensor) -> torch.Tensor:
 class MemberPrediction:
     """What a classification member predicts for one line-art page to be filled."""
 
-    lab: torch.Tensor  # (3, h, w) L and a/b (network scale): the annealed mean, or the
-    # most likely cell when every page of the batch was decoded by regions
+    lightness: torch.Tensor  # (1, h, w) L, network scale
     logp: torch.Tensor  # (Q, h, w) log-probabilities of the a/b cells
     centers: torch.Tensor  # (Q, 2) the cells' a/b, network scale
     prior: torch.Tensor | None  # (Q,) the cells' frequencies in the member's training data
     memory: MemberMemory | None = None  # the member's remembered pictures, if it has them
     settings: dict | None = None  # the member's own decoder settings (manifest `extra`)
+    mean_ab: torch.Tensor | None = None  # (2, h, w) the annealed mean a/b, when the batch
+    # needed it; None: the most likely cell, computed only where it is read
+
+    @property
+    def lab(self) -> torch.Tensor:
+        """(3, h, w) L and a/b (network scale): the annealed mean or the most likely cell."""
+        ab = self.mean_ab if self.mean_ab is not None else self.likeliest_ab()
+        return torch.cat((self.lightness, ab))
+
+    def likeliest_ab(self, index: torch.Tensor | None = None) -> torch.Tensor:
+        """The most likely cell's a/b (network scale): (2, h, w), or (2, N) at the flat
+        working-grid pixels `index` (an argmax over every pixel costs ~17 ms a member at
+        128 px, and compositing reads a few hundred)."""
+        if index is None:
+            return self.centers[self.logp.argmax(dim=0)].permute(2, 0, 1)
+        return self.centers[self.logp.flatten(1)[:, index].argmax(dim=0)].T
 
 
 def member_prior(member: FamilyMember) -> torch.Tensor | None:
@@ -505,12 +535,13 @@ class Colorizer:
                 centers = net.ab_centers.float()
                 if all(_decodes_regions(net, [p]) for p in pages):
                     # Regions take the decoder's color; only pixels of regions too small
-                    # to be sampled keep their own: the most likely cell is enough there.
-                    ab = centers[logp.argmax(dim=1)].permute(0, 3, 1, 2)
+                    # to be sampled keep their own: the most likely cell, found by
+                    # compositing for just those pixels (MemberPrediction.likeliest_ab).
+                    out = pred_l.float()  # (B, 1, H, W)
                 else:  # a photo or an unfilled page in the batch: the annealed mean
                     probs = torch.softmax(logits.float() / net.cfg.ab_temperature, dim=1)
                     ab = torch.einsum("bqhw,qc->bchw", probs, centers)
-                out = torch.cat((pred_l.float(), ab), dim=1)  # (B, 3, H, W)
+                    out = torch.cat((pred_l.float(), ab), dim=1)  # (B, 3, H, W)
             else:
                 out = net(batch)  # (B, C, H, W) network scale
         out = out.float().cpu()
@@ -522,8 +553,9 @@ class Colorizer:
         prior = member_prior(member)
         memory = self.memory(member)
         return [
-            MemberPrediction(o[:, :h, :w], lp[:, :h, :w].contiguous(), centers, prior, memory,
-                             decoder_settings(member))
+            MemberPrediction(o[:1, :h, :w], lp[:, :h, :w].contiguous(), centers, prior, memory,
+                             decoder_settings(member),
+                             o[1:, :h, :w] if o.shape[0] == 3 else None)
             for o, lp, (h, w) in zip(out, logp, crops, strict=True)
         ]
 
@@ -563,7 +595,12 @@ class Colorizer:
         height, width = page.height, page.width
         decoded = prediction if isinstance(prediction, MemberPrediction) else None
         if decoded is not None:
-            prediction = decoded.lab
+            if decoded.mean_ab is None and page.kind == "lineart" and page.fill:
+                # a/b filled in by _composite_filled where pixels read them
+                prediction = torch.cat((decoded.lightness,
+                                        torch.zeros_like(decoded.lightness).expand(2, -1, -1)))
+            else:
+                prediction = decoded.lab
         if prediction.shape[0] == 3:
             lab_small = torch.cat(((prediction[:1] + 1.0) * 50.0, prediction[1:] * 110.0))
         else:  # a/b only
@@ -647,7 +684,10 @@ def _composite_filled(
         palette[paper, 0] = 100.0
     palette[:, 1:] *= page.strength
     palette_rgb = lab_to_rgb8(palette.T.contiguous()).contiguous()  # (K+1, 3)
+    lazy_ab = decoded is not None and decoded.mean_ab is None
     if float(palette[:, 0].max()) > 100.0:  # a fill lighter than paper: any pixel may need
+        if lazy_ab:
+            lab_small[1:] = decoded.likeliest_ab() * 110.0
         return _fill_every_pixel(page, lab_small, palette, palette_rgb, has)
     pixels = page.fill_pixels(tuple(lab_small.shape[-2:]))
     # Every pixel takes its region's color (exact wherever the paper shows the fill)...
@@ -667,6 +707,8 @@ def _composite_filled(
         return rgb.reshape(height, width, 3)
     if own.numel():
         ys, xs = own // width, own % width
+        if lazy_ab:
+            _read_likeliest_ab(lab_small, decoded, ys, xs, height, width)
         lab = _sample(lab_small, ys, xs, height, width)
         lab[1:] *= page.strength
         lab[0] = keep_lines(page.lightness.reshape(-1)[own], lab[0])

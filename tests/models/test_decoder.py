@@ -12,11 +12,10 @@ from models.decoder import (
     DecoderOptions,
     adjusted_scores,
     choose_cells,
-    region_adjacency,
     region_log_scores,
 )
 from models.pipeline import Colorizer, MemberPrediction
-from models.regions import find_regions, region_samples
+from models.regions import find_regions, region_adjacency, region_samples
 from models.unet import ab_bin_centers
 
 from .conftest import draw_lineart
@@ -133,7 +132,8 @@ def test_pipeline_colors_neighbouring_regions_differently(colorizer):
     logp = torch.log_softmax(logits, dim=0)
     lab = torch.zeros(3, h, w)
     lab[0] = 0.4  # L 70
-    out = _lab(Colorizer.composite(prepared, MemberPrediction(lab, logp, CENTERS, None)))
+    out = _lab(Colorizer.composite(prepared, MemberPrediction(lab[:1], logp, CENTERS, None,
+                                                              mean_ab=lab[1:])))
     labels = prepared.regions.labels
     left = torch.from_numpy(labels == labels[80, 40])
     right = torch.from_numpy(labels == labels[80, 120])

@@ -24,7 +24,6 @@ Everything here is a few small tensors per page: (regions, cells) scores, not pi
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import torch
@@ -71,17 +70,12 @@ def region_log_scores(logp: torch.Tensor, samples: RegionSamples) -> torch.Tenso
     scores = torch.zeros(n_ids, q, dtype=torch.float32)
     if samples.index.numel() == 0:
         return scores
-    # Samples come sorted by region, so "which pixels belong to which region" is a
-    # sparse (regions x pixels) matrix in CSR form, and the sums are one sparse matmul.
+    # Samples come sorted by region: gather each cell's log-probabilities at the samples
+    # (Q, N), then sum each region's run of columns.
     counts = samples.counts.long()
-    crow = torch.cat((torch.zeros(1, dtype=torch.long), counts.cumsum(0)))
-    pixels = logp.shape[1] * logp.shape[2]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR is in beta"
-        member = torch.sparse_csr_tensor(crow, samples.index.long(),
-                                         torch.ones(samples.index.numel()),
-                                         size=(n_ids, pixels), check_invariants=False)
-    scores = member @ logp.reshape(q, -1).T.float()  # (K+1, Q)
+    gathered = torch.index_select(logp.reshape(q, -1).float(), 1, samples.index.long())
+    lengths = counts.expand(q, -1).contiguous()
+    scores = torch.segment_reduce(gathered, "sum", lengths=lengths, axis=1).T  # (K+1, Q)
     return scores / counts.clamp_min(1)[:, None].float()
 
 
@@ -131,31 +125,36 @@ def choose_cells(
         uniform = torch.rand(adjusted.shape, generator=gen).clamp(1e-9, 1 - 1e-9)
         adjusted = adjusted - options.variety * torch.log(-torch.log(uniform))
     n_ids = adjusted.shape[0]
-    cells = torch.zeros(n_ids, dtype=torch.long)
-    decided = torch.zeros(n_ids, dtype=torch.bool)
-    neutral = centers.norm(dim=1) < _NEUTRAL
-    ranking = torch.argsort(adjusted, dim=1, descending=True)  # (K+1, Q)
+    # Plain Python over numpy rows: a region's choice is a few comparisons, and torch's
+    # per-call overhead made this loop ~18 ms a member.
+    scores = adjusted.numpy()
+    ranking = torch.argsort(adjusted, dim=1, descending=True)[:, :8].numpy()  # (K+1, 8)
+    neutral = (centers.norm(dim=1) < _NEUTRAL).tolist()
+    close = (torch.cdist(centers, centers) < _SAME_COLOR).numpy()  # (Q, Q) "same color"
+    counts = sizes.tolist()
+    cells = [0] * n_ids
+    decided = [False] * n_ids
     order = torch.argsort(sizes, descending=True, stable=True).tolist()
     for region in order:
-        if region == 0 or int(sizes[region]) == 0:
+        if region == 0 or counts[region] == 0:
             continue
         best = int(ranking[region, 0])
         choice = best
-        taken = [int(cells[j]) for j in neighbours[region] if decided[j]]
-        if taken and not bool(neutral[best]):
-            floor = float(adjusted[region, best]) - options.diversity_margin
-            for cell in ranking[region, :8].tolist():
-                if float(adjusted[region, cell]) < floor:
+        taken = [cells[j] for j in neighbours[region] if decided[j]]
+        if taken and not neutral[best]:
+            row = scores[region]
+            floor = float(row[best]) - options.diversity_margin
+            for cell in ranking[region].tolist():
+                if float(row[cell]) < floor:
                     break
-                if bool(neutral[cell]):
+                if neutral[cell]:
                     continue  # giving up a color for paper is not what "differ" means
-                near = torch.cdist(centers[cell][None], centers[taken]).min()
-                if float(near) >= _SAME_COLOR:
+                if not close[cell, taken].any():
                     choice = cell
                     break
         cells[region] = choice
         decided[region] = True
-    return cells
+    return torch.tensor(cells, dtype=torch.long)
 
 
 def region_confidence(

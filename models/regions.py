@@ -155,7 +155,10 @@ def nearest_region(labels: np.ndarray, ink: np.ndarray) -> np.ndarray:
         hh, ww = (h + 1) // 2, (w + 1) // 2
         even = np.zeros((hh * 2, ww * 2), dtype=np.int32)
         even[:h, :w] = labels
-        blocks = even.reshape(hh, 2, ww, 2).max(axis=(1, 3))
+        # 2x2 block maxima as four strided slices (numpy's max over axes (1, 3) of the
+        # reshaped page is ~6x slower)
+        blocks = np.maximum(np.maximum(even[0::2, 0::2], even[0::2, 1::2]),
+                            np.maximum(even[1::2, 0::2], even[1::2, 1::2]))
         if blocks.any():
             near = ndimage.distance_transform_edt(
                 blocks == 0, return_distances=False, return_indices=True

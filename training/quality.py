@@ -8,7 +8,7 @@ All of them are measured on a coloring of a line-art page, with the page's own r
   cover at least 2 % of the page. White paper counts as one color like any other;
 - **background lightness**: mean L* of the regions that touch the page's border (the
   paper around the drawing);
-- **line visibility**: of the page's line pixels (darker than the ink level), the share
+- **line visibility**: of the page's line pixels (ink, by the fill's own threshold), the share
   whose coloring is at least 15 L* darker than the fill of the region around them.
 
 CIEDE2000 and colorfulness are `training.evaluate`'s.
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from skimage.color import deltaE_ciede2000, rgb2lab
 
-from models.regions import INK_LEVEL, Regions, find_regions
+from models.regions import Regions, find_regions, ink_threshold
 
 SAME_COLOR_DE = 10.0  # region colors closer than this are one color
 MIN_COLOR_SHARE = 0.02  # a color counts when it covers this much of the page
@@ -38,11 +38,12 @@ class PageRegions:
 
     @classmethod
     def of(cls, page_l: np.ndarray) -> PageRegions:
-        regions = find_regions(page_l)
+        threshold = ink_threshold(page_l)  # the fill's own: light pencil lines count
+        regions = find_regions(page_l, threshold=threshold)
         labels = regions.labels
         edge = np.concatenate((labels[0], labels[-1], labels[:, 0], labels[:, -1]))
         border = np.unique(edge[edge > 0])
-        return cls(regions, page_l < INK_LEVEL * 100.0, border)
+        return cls(regions, page_l < threshold, border)
 
 
 def region_colors(lab: np.ndarray, pr: PageRegions) -> tuple[np.ndarray, np.ndarray]:

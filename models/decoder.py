@@ -8,7 +8,10 @@ brown. Here a region decides from all of its pixels' evidence at once:
 - **mode of the product**: the region's score for cell q is the mean over its pixels of
   log p(q) (the log of the product of the pixels' distributions, per pixel so that big
   and small regions are on one scale); the best cell is the color every pixel finds
-  least unlikely, and it is one of the peaks, never a blend of two;
+  least unlikely, and it is one of the peaks, never a blend of two. The scores are the
+  region's mean *logits*: log p(q) up to each pixel's normalizer, which is the same for
+  every cell of a region, and every decision below compares cells within a region (a
+  log-softmax over every pixel cost ~14 ms a member and changed no choice);
 - **logit adjustment**: the training data's cell frequencies (`prior`) favour paper
   white and a few common colors; subtracting `prior_weight * log prior(q)` lets a cell
   that is rare overall win where the page's evidence points to it. Paper gray gets the
@@ -60,12 +63,13 @@ MEMBER_SETTINGS = ("prior_weight", "diversity_margin", "variety", "hedge", "memo
 _VOTE_FLOOR = 0.02
 
 
-def region_log_scores(logp: torch.Tensor, samples: RegionSamples) -> torch.Tensor:
-    """Mean log-probability of each cell over each region: (Q, h, w) -> (K+1, Q).
+def region_log_scores(logits: torch.Tensor, samples: RegionSamples) -> torch.Tensor:
+    """Mean logit of each cell over each region: (Q, h, w) -> (K+1, Q); the mean
+    log-probability up to a constant per region (the same for log-probabilities in).
 
     Row 0 (lines) and regions without a sample are zero.
     """
-    q = logp.shape[0]
+    q = logits.shape[0]
     n_ids = samples.counts.numel()
     scores = torch.zeros(n_ids, q, dtype=torch.float32)
     if samples.index.numel() == 0:
@@ -73,7 +77,7 @@ def region_log_scores(logp: torch.Tensor, samples: RegionSamples) -> torch.Tenso
     # Samples come sorted by region: gather each cell's log-probabilities at the samples
     # (Q, N), then sum each region's run of columns.
     counts = samples.counts.long()
-    gathered = torch.index_select(logp.reshape(q, -1).float(), 1, samples.index.long())
+    gathered = torch.index_select(logits.reshape(q, -1).float(), 1, samples.index.long())
     lengths = counts.expand(q, -1).contiguous()
     scores = torch.segment_reduce(gathered, "sum", lengths=lengths, axis=1).T  # (K+1, Q)
     return scores / counts.clamp_min(1)[:, None].float()

@@ -344,7 +344,8 @@ class MemberPrediction:
     """What a classification member predicts for one line-art page to be filled."""
 
     lightness: torch.Tensor  # (1, h, w) L, network scale
-    logp: torch.Tensor  # (Q, h, w) log-probabilities of the a/b cells
+    logits: torch.Tensor  # (Q, h, w) the a/b cells' logits (log-probabilities up to a
+    # constant per pixel)
     centers: torch.Tensor  # (Q, 2) the cells' a/b, network scale
     prior: torch.Tensor | None  # (Q,) the cells' frequencies in the member's training data
     memory: MemberMemory | None = None  # the member's remembered pictures, if it has them
@@ -363,8 +364,8 @@ class MemberPrediction:
         working-grid pixels `index` (an argmax over every pixel costs ~17 ms a member at
         128 px, and compositing reads a few hundred)."""
         if index is None:
-            return self.centers[self.logp.argmax(dim=0)].permute(2, 0, 1)
-        return self.centers[self.logp.flatten(1)[:, index].argmax(dim=0)].T
+            return self.centers[self.logits.argmax(dim=0)].permute(2, 0, 1)
+        return self.centers[self.logits.flatten(1)[:, index].argmax(dim=0)].T
 
 
 def member_prior(member: FamilyMember) -> torch.Tensor | None:
@@ -531,7 +532,7 @@ class Colorizer:
                 # The region decoder needs the whole a/b distribution, not its mean.
                 feats = net.features(batch)
                 pred_l, logits = net.heads(feats)  # (B, 1, H, W), (B, Q, H, W)
-                logp = torch.log_softmax(logits.float(), dim=1)
+                logits = logits.float()  # the decoder needs no log-softmax (decoder.py)
                 centers = net.ab_centers.float()
                 if all(_decodes_regions(net, [p]) for p in pages):
                     # Regions take the decoder's color; only pixels of regions too small
@@ -539,7 +540,7 @@ class Colorizer:
                     # compositing for just those pixels (MemberPrediction.likeliest_ab).
                     out = pred_l.float()  # (B, 1, H, W)
                 else:  # a photo or an unfilled page in the batch: the annealed mean
-                    probs = torch.softmax(logits.float() / net.cfg.ab_temperature, dim=1)
+                    probs = torch.softmax(logits / net.cfg.ab_temperature, dim=1)
                     ab = torch.einsum("bqhw,qc->bchw", probs, centers)
                     out = torch.cat((pred_l.float(), ab), dim=1)  # (B, 3, H, W)
             else:
@@ -548,15 +549,15 @@ class Colorizer:
         crops = [(x.shape[-2], x.shape[-1]) for x in inputs]
         if not decodes:
             return [o[:, :h, :w] for o, (h, w) in zip(out, crops, strict=True)]
-        logp = logp.cpu()
+        logits = logits.cpu()
         centers = net.ab_centers.float().cpu()
         prior = member_prior(member)
         memory = self.memory(member)
         return [
-            MemberPrediction(o[:1, :h, :w], lp[:, :h, :w].contiguous(), centers, prior, memory,
+            MemberPrediction(o[:1, :h, :w], lg[:, :h, :w].contiguous(), centers, prior, memory,
                              decoder_settings(member),
                              o[1:, :h, :w] if o.shape[0] == 3 else None)
-            for o, lp, (h, w) in zip(out, logp, crops, strict=True)
+            for o, lg, (h, w) in zip(out, logits, crops, strict=True)
         ]
 
     def run_member(self, name: str, pages: Sequence[PreparedPage]) -> list[Image.Image]:
@@ -658,7 +659,7 @@ def _composite_filled(
     else:
         palette, has = region_medians(lab_small, samples)  # (K+1, 3), (K+1,)
     if regions_decode:
-        scores = region_log_scores(decoded.logp, samples)
+        scores = region_log_scores(decoded.logits, samples)
         options = DecoderOptions(seed=page.seed, **(decoded.settings or {}))
         if decoded.memory is not None and page.recall is not None:
             ids = torch.repeat_interleave(torch.arange(samples.counts.numel()), samples.counts)

@@ -43,15 +43,20 @@ def two_boxes(size: int = 128) -> np.ndarray:
     return np.asarray(im, dtype=np.float32) * (100.0 / 255.0)
 
 
-def test_region_scores_are_mean_log_probabilities():
+def test_region_scores_are_mean_log_probabilities_up_to_a_constant_per_region():
     regions = find_regions(two_boxes())
     samples = region_samples(regions, (32, 32))
-    logp = torch.log_softmax(torch.randn(Q, 32, 32), dim=0)
-    scores = region_log_scores(logp, samples)
-    rid = int(torch.argmax(samples.counts))
-    idx = samples.index[samples.starts[rid] : samples.starts[rid] + samples.counts[rid]]
-    expected = logp.reshape(Q, -1)[:, idx].mean(dim=1)
-    assert torch.allclose(scores[rid], expected, atol=1e-5)
+    logits = 3.0 * torch.randn(Q, 32, 32)
+    logp = torch.log_softmax(logits, dim=0)
+    assert torch.allclose(region_log_scores(logp, samples)[0], torch.zeros(Q))  # lines
+    for rid in torch.nonzero(samples.counts).squeeze(1).tolist():
+        idx = samples.index[samples.starts[rid] : samples.starts[rid] + samples.counts[rid]]
+        expected = logp.reshape(Q, -1)[:, idx].mean(dim=1)
+        assert torch.allclose(region_log_scores(logp, samples)[rid], expected, atol=1e-5)
+        # From logits: the same up to one constant per region, so the same choices.
+        diff = region_log_scores(logits, samples)[rid] - expected
+        assert torch.allclose(diff, diff.mean().expand(Q), atol=1e-4)
+        assert float(diff.abs().max()) > 0.1  # the constant is really there
 
 
 def test_mode_of_the_product_picks_a_peak_not_the_blend():

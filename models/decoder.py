@@ -108,7 +108,8 @@ def penalize_gray(adjusted: torch.Tensor, centers: torch.Tensor, inside: torch.T
     if penalty <= 0:
         return adjusted
     gray = (centers.norm(dim=1) < _NEUTRAL).float()  # (Q,)
-    return adjusted - penalty * inside.float()[:, None] * gray[None, :]
+    penalized: torch.Tensor = adjusted - penalty * inside.float()[:, None] * gray[None, :]
+    return penalized
 
 
 def choose_cells(

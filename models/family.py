@@ -138,6 +138,7 @@ class Family:
                 load_weights(net, path)
                 net.eval().to(device)
                 if device.type == "cuda":
-                    net = net.to(memory_format=torch.channels_last)
+                    # Module.to takes memory_format; torch's overloads leave it out.
+                    net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
                 self._networks[key] = net
             return net

@@ -25,6 +25,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,13 +33,8 @@ from PIL import Image, ImageDraw
 from torch.nn import functional as F
 
 from models.colorspace import normalize_lab, rgb_to_lab
-from models.family import (
-    BUNDLED_FAMILY_DIR,
-    Family,
-    FamilyMember,
-    build_network,
-    save_weights,
-)
+from models.family import Family, build_network, save_weights
+from models.registry import BUNDLED_FAMILY_DIR, FamilyMember
 
 PLACEHOLDER_NOTE = (
     "placeholder: fitted for a few minutes on synthetic shapes "
@@ -52,7 +48,7 @@ class Spec:
     emoji: str
     description: str
     architecture: str
-    config: dict
+    config: dict[str, Any]
     collection: str
     license: str
     palette: tuple[tuple[int, int, int], ...]  # (shape type x band) colors
@@ -144,7 +140,7 @@ def fit(
         lightness = normalize_lab(rgb_to_lab(page))[:, :1]  # (B, 1, H, W)
         loss = F.l1_loss(net(lightness), target)
         opt.zero_grad()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward is unannotated
         opt.step()
     net.eval()
     return float(loss.detach())

@@ -36,8 +36,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -90,7 +92,8 @@ def layout_descriptor(view: np.ndarray) -> np.ndarray:
     small = small.reshape(SIDE, 2, SIDE, 2).mean(axis=(1, 3)).reshape(-1)
     small = small - small.mean()
     norm = float(np.linalg.norm(small))
-    return (small / norm if norm > 1e-6 else small).astype(np.float32)
+    unit: np.ndarray = (small / norm if norm > 1e-6 else small).astype(np.float32)
+    return unit
 
 
 @dataclass
@@ -275,7 +278,7 @@ def color_cells(rgb: np.ndarray, frame: Frame, bins: int) -> torch.Tensor:
     return cell[0] * bins + cell[1]
 
 
-def build_memory(pairs, bins: int, encoder: ShapeEncoder | None = None,
+def build_memory(pairs: Iterable[Sequence[Any]], bins: int, encoder: ShapeEncoder | None = None,
                  temperature: float | None = None) -> ColorMemory:
     """A memory from `(page L (H, W) float, color RGB (H, W, 3) uint8)` pairs, or
     `(page L, color RGB, collection name)` triples; keys by `encoder` (the shape

@@ -26,6 +26,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,7 +46,7 @@ from models.decoder import (
     region_log_scores,
     with_memory,
 )
-from models.family import Family, FamilyMember
+from models.family import Family
 from models.images import page_lightness
 from models.memory import (
     ColorMemory,
@@ -67,6 +68,8 @@ from models.regions import (
     region_medians,
     region_samples,
 )
+from models.registry import FamilyMember
+from models.unet import UNet
 
 # Lines darker than this are never lightened by paper leveling.
 _LINE_LEVEL = 30.0
@@ -230,7 +233,7 @@ class PreparedPage:
                 self._neighbours = region_adjacency(self.regions.assigned, self.regions.count)
             return self._neighbours
 
-    def info(self) -> dict:
+    def info(self) -> dict[str, Any]:
         """What the analysis found, for logs and API responses."""
         return {
             "width": self.width,
@@ -298,7 +301,9 @@ def _upsample(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return F.interpolate(x[None], size=(height, width), mode="bilinear", align_corners=False)[0]
 
 
-def _sample(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, height: int, width: int):
+def _sample(
+    x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, height: int, width: int
+) -> torch.Tensor:
     """Bilinear value of (C, h, w) at full-resolution pixels (ys, xs): (C, N).
 
     Same coordinates as `_upsample` (align_corners=False), for a few pixels only.
@@ -323,7 +328,8 @@ def _read_likeliest_ab(lab_small: torch.Tensor, decoded: MemberPrediction, ys: t
     around = torch.arange(-1, 3)
     cols = (u[:, None] + around).clamp(0, w - 1)  # (N, 4)
     rows = (v[:, None] + around).clamp(0, h - 1)
-    index = (rows[:, :, None] * w + cols[:, None, :]).reshape(-1).unique()
+    # torch's Tensor.unique is unannotated.
+    index = (rows[:, :, None] * w + cols[:, None, :]).reshape(-1).unique()  # type: ignore[no-untyped-call]
     lab_small.view(3, -1)[1:, index] = decoded.likeliest_ab(index) * 110.0
 
 
@@ -349,7 +355,7 @@ class MemberPrediction:
     centers: torch.Tensor  # (Q, 2) the cells' a/b, network scale
     prior: torch.Tensor | None  # (Q,) the cells' frequencies in the member's training data
     memory: MemberMemory | None = None  # the member's remembered pictures, if it has them
-    settings: dict | None = None  # the member's own decoder settings (manifest `extra`)
+    settings: dict[str, float] | None = None  # the member's own decoder settings (`extra`)
     mean_ab: torch.Tensor | None = None  # (2, h, w) the annealed mean a/b, when the batch
     # needed it; None: the most likely cell, computed only where it is read
 
@@ -374,7 +380,7 @@ def member_prior(member: FamilyMember) -> torch.Tensor | None:
     return torch.tensor(prior, dtype=torch.float32) if prior else None
 
 
-def decoder_settings(member: FamilyMember) -> dict:
+def decoder_settings(member: FamilyMember) -> dict[str, float]:
     """The member's own decoder settings (`extra.decoder`: DecoderOptions fields), so a
     member can have its own temperament (bolder, or more careful, colors)."""
     settings = dict((member.extra or {}).get("decoder") or {})
@@ -419,7 +425,8 @@ class Colorizer:
                 fused = fuse_batchnorm(net)
                 if self.device.type == "cuda":
                     # Folding makes fresh (contiguous) weights: back to channels_last.
-                    fused = fused.to(memory_format=torch.channels_last)
+                    # Module.to takes memory_format; torch's overloads leave it out.
+                    fused = fused.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
                 cached = (net, fused)
                 self._fused[name] = cached
             return cached[1]
@@ -501,9 +508,12 @@ class Colorizer:
         return page
 
     # ---- per member, batched ---------------------------------------------------------
-    def predict(self, member: FamilyMember, pages: Sequence[PreparedPage]) -> list[torch.Tensor]:
+    def predict(
+        self, member: FamilyMember, pages: Sequence[PreparedPage]
+    ) -> list[torch.Tensor | MemberPrediction]:
         """One network call for all `pages`: a (C, h, w) float32 CPU prediction per page,
-        LAB in network scale at the member's working resolution."""
+        LAB in network scale at the member's working resolution (a MemberPrediction
+        where the region decoder needs the a/b distribution)."""
         net = self.network(member.name)
         inputs = [page.network_input(member.work_size) for page in pages]
         height = max(x.shape[-2] for x in inputs)
@@ -530,8 +540,10 @@ class Colorizer:
         ):
             if decodes:
                 # The region decoder needs the whole a/b distribution, not its mean.
+                assert isinstance(net, UNet)  # only a classifying U-Net decodes regions
                 feats = net.features(batch)
                 pred_l, logits = net.heads(feats)  # (B, 1, H, W), (B, Q, H, W)
+                assert pred_l is not None  # _decodes_regions: the net has an L head
                 logits = logits.float()  # the decoder needs no log-softmax (decoder.py)
                 centers = net.ab_centers.float()
                 if all(_decodes_regions(net, [p]) for p in pages):
@@ -549,6 +561,7 @@ class Colorizer:
         crops = [(x.shape[-2], x.shape[-1]) for x in inputs]
         if not decodes:
             return [o[:, :h, :w] for o, (h, w) in zip(out, crops, strict=True)]
+        assert isinstance(net, UNet)
         logits = logits.cpu()
         centers = net.ab_centers.float().cpu()
         prior = member_prior(member)
@@ -594,8 +607,9 @@ class Colorizer:
     ) -> Image.Image:
         """A member's prediction (C, h, w), network scale -> the coloring at page size."""
         height, width = page.height, page.width
-        decoded = prediction if isinstance(prediction, MemberPrediction) else None
-        if decoded is not None:
+        decoded: MemberPrediction | None = None
+        if isinstance(prediction, MemberPrediction):
+            decoded = prediction
             if decoded.mean_ab is None and page.kind == "lineart" and page.fill:
                 # a/b filled in by _composite_filled where pixels read them
                 prediction = torch.cat((decoded.lightness,
@@ -651,7 +665,8 @@ def _composite_filled(
     """
     assert page.assigned is not None
     height, width = page.height, page.width
-    samples = page.samples(tuple(lab_small.shape[-2:]))
+    work_shape = (lab_small.shape[-2], lab_small.shape[-1])
+    samples = page.samples(work_shape)
     regions_decode = decoded is not None and page.decoder == "regions"
     if regions_decode:  # a/b come from the decoder: only L needs the region medians
         l_median, has = region_medians(lab_small[:1], samples)
@@ -659,6 +674,7 @@ def _composite_filled(
     else:
         palette, has = region_medians(lab_small, samples)  # (K+1, 3), (K+1,)
     if regions_decode:
+        assert decoded is not None
         scores = region_log_scores(decoded.logits, samples)
         options = DecoderOptions(seed=page.seed, **(decoded.settings or {}))
         if decoded.memory is not None and page.recall is not None:
@@ -688,9 +704,10 @@ def _composite_filled(
     lazy_ab = decoded is not None and decoded.mean_ab is None
     if float(palette[:, 0].max()) > 100.0:  # a fill lighter than paper: any pixel may need
         if lazy_ab:
+            assert decoded is not None
             lab_small[1:] = decoded.likeliest_ab() * 110.0
         return _fill_every_pixel(page, lab_small, palette, palette_rgb, has)
-    pixels = page.fill_pixels(tuple(lab_small.shape[-2:]))
+    pixels = page.fill_pixels(work_shape)
     # Every pixel takes its region's color (exact wherever the paper shows the fill)...
     # (index_select: ~4x faster than fancy indexing for a million rows)
     rgb = torch.index_select(palette_rgb, 0, page.assigned.reshape(-1))  # (H*W, 3)
@@ -709,6 +726,7 @@ def _composite_filled(
     if own.numel():
         ys, xs = own // width, own % width
         if lazy_ab:
+            assert decoded is not None
             _read_likeliest_ab(lab_small, decoded, ys, xs, height, width)
         lab = _sample(lab_small, ys, xs, height, width)
         lab[1:] *= page.strength
@@ -744,6 +762,7 @@ def _fill_every_pixel(
     """`_composite_filled`'s pixel pass over the whole page (fills lighter than paper)."""
     height, width = page.height, page.width
     assigned = page.assigned
+    assert assigned is not None  # a filled page has its regions
     rgb = palette_rgb[assigned]  # (H, W, 3): exact wherever the paper shows the fill
     # Pixels that need their own color: darker than their fill (lines, anti-aliased
     # edges) or in a region too small to have a median (per-pixel prediction there).

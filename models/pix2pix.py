@@ -8,6 +8,7 @@ inside the lines") scores overlapping patches of (page L, coloring) pairs.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -23,7 +24,7 @@ class GeneratorConfig:
     max_channels: int = 128  # cap on deep levels (pix2pix: 8 * ngf)
     dropout: float = 0.5  # dropout in the three innermost decoder levels, as in pix2pix
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -33,7 +34,7 @@ class DiscriminatorConfig:
     base_channels: int = 32  # ndf (64 in pix2pix)
     n_layers: int = 3  # 3 gives pix2pix's 70x70 receptive field
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -49,7 +50,8 @@ class Down(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        out: torch.Tensor = self.body(x)
+        return out
 
 
 class Up(nn.Module):
@@ -67,7 +69,8 @@ class Up(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        out: torch.Tensor = self.body(x)
+        return out
 
 
 class Pix2PixGenerator(nn.Module):
@@ -132,4 +135,5 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, page_l: torch.Tensor, coloring: torch.Tensor) -> torch.Tensor:
         """(B,1,H,W) page L + (B,C,H,W) coloring, network scale -> (B,1,h,w) patch logits."""
-        return self.body(torch.cat((page_l, coloring), dim=1))
+        logits: torch.Tensor = self.body(torch.cat((page_l, coloring), dim=1))
+        return logits

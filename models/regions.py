@@ -23,6 +23,7 @@ Everything here is computed once per page and shared by all members.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,7 +56,8 @@ class Regions:
     @property
     def line(self) -> np.ndarray:
         """(H, W) bool: line pixels (and the small gaps closed between them)."""
-        return self.labels == 0
+        line: np.ndarray = self.labels == 0
+        return line
 
 
 def gap_radius(shape: tuple[int, int]) -> int:
@@ -169,7 +171,8 @@ def nearest_region(labels: np.ndarray, ink: np.ndarray) -> np.ndarray:
     return assigned
 
 
-def _sliding(a: np.ndarray, size: int, axis: int, op, pad: bool) -> np.ndarray:
+def _sliding(a: np.ndarray, size: int, axis: int,
+             op: Callable[[np.ndarray, np.ndarray], np.ndarray], pad: bool) -> np.ndarray:
     """`op` (| or &) over a centered window of `size` along `axis`; outside pixels = `pad`.
 
     Spans double (1, 2, 4, ...) so any window is two overlapping spans: O(log size)

@@ -14,6 +14,7 @@ big sheet lines up with a picture that fills its canvas.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -104,7 +105,7 @@ class ShapeEncoder(nn.Module):
         x = F.adaptive_avg_pool2d(x, 4)
         return F.normalize(self.head(x), dim=1)
 
-    def config_dict(self) -> dict:
+    def config_dict(self) -> dict[str, Any]:
         return asdict(self.cfg)
 
     @torch.no_grad()
@@ -115,6 +116,6 @@ class ShapeEncoder(nn.Module):
         x = x[None, None] if single else x[:, None]
         was_training = self.training
         self.eval()
-        out = torch.cat([self(chunk) for chunk in x.split(512)]).numpy()
+        out = torch.cat([self(chunk) for chunk in torch.split(x, 512)]).numpy()
         self.train(was_training)
         return out[0] if single else out

@@ -14,6 +14,7 @@ keeps them vivid.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,7 +31,7 @@ class UNetConfig:
     ab_bins: int = 0  # cells per axis of the a/b grid for a classification head; 0 = regression
     ab_temperature: float = 0.38  # annealed-mean temperature for the classification head
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -49,7 +50,8 @@ class ConvBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        out: torch.Tensor = self.body(x)
+        return out
 
 
 class UpBlock(nn.Module):
@@ -61,7 +63,8 @@ class UpBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-        return self.block(torch.cat((x, skip), dim=1))
+        out: torch.Tensor = self.block(torch.cat((x, skip), dim=1))
+        return out
 
 
 def ab_bin_centers(bins: int) -> torch.Tensor:
@@ -73,6 +76,8 @@ def ab_bin_centers(bins: int) -> torch.Tensor:
 
 
 class UNet(nn.Module):
+    ab_centers: torch.Tensor  # (Q, 2) buffer, only with `ab_bins > 0`
+
     def __init__(self, cfg: UNetConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -104,7 +109,7 @@ class UNet(nn.Module):
         x = lightness
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-        skips = [self.stem(x)]
+        skips: list[torch.Tensor] = [self.stem(x)]
         for down in self.downs:
             skips.append(down(skips[-1]))
         x = skips.pop()
@@ -137,6 +142,7 @@ class UNet(nn.Module):
         b, c, h, w = feats.shape
         t = self.cfg.ab_temperature
         weight = self.ab_head.weight.flatten(1) / t  # (Q, C0)
+        assert self.ab_head.bias is not None  # nn.Conv2d's default bias=True
         bias = self.ab_head.bias / t  # (Q,)
         centers = self.ab_centers.float()  # (Q, 2)
         pixels = feats.permute(0, 2, 3, 1).reshape(-1, c)  # (B*H*W, C0)

@@ -15,6 +15,7 @@ import json
 import sys
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import resvg_py
 from PIL import Image
@@ -32,11 +33,17 @@ def file_name(emoji: str) -> str:
     return "-".join(f"{ord(ch):x}" for ch in emoji if ch != "\ufe0f") + ".png"
 
 
+def _load_json(tar: tarfile.TarFile, name: str) -> Any:
+    member = tar.extractfile(name)
+    assert member is not None, f"{name} is not a regular file"
+    return json.load(member)
+
+
 def main(argv: list[str]) -> int:
     tarball = Path(argv[0]) if argv else DEFAULT_TARBALL
     with tarfile.open(tarball) as tar:
-        icons = json.load(tar.extractfile("package/icons.json"))
-        chars = json.load(tar.extractfile("package/chars.json"))
+        icons = _load_json(tar, "package/icons.json")
+        chars = _load_json(tar, "package/chars.json")
     for emoji in EMOJI:
         key = file_name(emoji).removesuffix(".png")
         icon = icons["icons"][chars[key]]

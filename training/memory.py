@@ -12,8 +12,9 @@ from models.memory import ColorMemory, build_memory
 from models.shape import ShapeEncoder
 
 MAX_PAGES = 6000  # ~1.8 KB a page (key + color map): a memory this size is ~11 MB
-# The family's shared memory (`colorbot remember-shared`): emoji sets no member grew
-# up on, one drawing per thing, ~1.2 KB a page.
+# The family's shared memory (`colorbot remember-shared`): every emoji set but the
+# held-out one, one drawing per thing, ~1.2 KB a page; a member skips the rows of its
+# own collection.
 SHARED_MEMORY = "shared.memory.safetensors"
 SHARED_MAX_PAGES = 12000
 # The shape embedding every memory keys by (trained by `colorbot shape-train`).

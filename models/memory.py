@@ -22,9 +22,9 @@ remembered pictures of the same thing had there:
 A member recalls from its own memory first and from the **family's shared memory**
 second (`MemberMemory`): the same emoji drawn by many sets (other members' and sets no
 member grew up on), the way the shared base network gives every member what its own few
-thousand pictures cannot. Its
-own pictures get a similarity bonus (`OWN_BONUS`), so where it knows the thing it
-colors it its own way; the shared rows of a collection it remembers itself are skipped.
+thousand pictures cannot. Its own pictures get a similarity bonus (`OWN_BONUS`), so
+where it knows the thing it colors it its own way; the shared rows of a collection it
+remembers itself are skipped.
 
 Stored as one safetensors file per memory: `keys` (N, D) int8, `cells` (N, SIDE, SIDE)
 uint8 (the a/b cell of the true color in the ink frame), `origin` (N,) uint8 (which of

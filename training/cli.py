@@ -325,15 +325,7 @@ def _register_shape(subparsers: Any) -> None:
                     "manifest at it. No training run needed.",
     )
     p.add_argument("member", help="the member's name")
-    p.add_argument("--dataset", required=True, help="dataset folder(s), comma-separated")
-    p.add_argument("--family", type=Path, default=None,
-                   help="family folder (default $COLORBOT_FAMILY)")
-    p.add_argument("--into-bundled", action="store_true",
-                   help="write into the bundled family (models/family)")
-    p.add_argument("--limit", type=int, default=None, help="at most this many pages")
-    p.add_argument("--shape", default=None,
-                   help="shape encoder to key by (default training/base/shape.safetensors; "
-                        "'none': by ink layout)")
+    _memory_args(p, "at most this many pages (default 6000)")
     p.set_defaults(handler=_remember)
 
     p = subparsers.add_parser(
@@ -345,16 +337,21 @@ def _register_shape(subparsers: Any) -> None:
                     "recall their own pictures first; the shared rows of a collection a "
                     "member remembers itself are skipped.",
     )
+    _memory_args(p, "at most this many pages (default 12000)")
+    p.set_defaults(handler=_remember_shared)
+
+
+def _memory_args(p: argparse.ArgumentParser, limit_help: str) -> None:
+    """The options `remember` and `remember-shared` share (see `_memory_family`)."""
     p.add_argument("--dataset", required=True, help="dataset folder(s), comma-separated")
     p.add_argument("--family", type=Path, default=None,
                    help="family folder (default $COLORBOT_FAMILY)")
     p.add_argument("--into-bundled", action="store_true",
                    help="write into the bundled family (models/family)")
-    p.add_argument("--limit", type=int, default=None,
-                   help="at most this many pages (default 12000)")
+    p.add_argument("--limit", type=int, default=None, help=limit_help)
     p.add_argument("--shape", default=None,
-                   help="shape encoder to key by (default training/base/shape.safetensors)")
-    p.set_defaults(handler=_remember_shared)
+                   help="shape encoder to key by (default training/base/shape.safetensors; "
+                        "'none': by ink layout)")
 
 
 def _shape_train(args: argparse.Namespace) -> int:

@@ -422,6 +422,15 @@ def pair_log_likelihoods(
     return out
 
 
+def _tune_only(net: nn.Module, trainable: list[nn.Parameter], lr: float) -> torch.optim.Adam:
+    """Freeze `net` but `trainable`; an Adam over those."""
+    for p in net.parameters():
+        p.requires_grad_(False)
+    for p in trainable:
+        p.requires_grad_(True)
+    return torch.optim.Adam(trainable, lr=lr)
+
+
 def _dpo_step(opt: torch.optim.Optimizer, trainable: list[torch.Tensor],
               gain_w: torch.Tensor, gain_l: torch.Tensor, ll_w: torch.Tensor,
               cfg: PreferenceTuneConfig) -> dict[str, float]:
@@ -472,14 +481,10 @@ def preference_tune_member(
                 logp = _tail_logp(net, *cached[-1], tail, h, w).expand(len(cols), -1, -1, -1)
                 paper = ex.paper[i : i + 1].expand(len(cols), -1, -1, -1)
                 ref[cols] = coloring_log_likelihoods(logp, ex.ab[cols], paper)
-    for p in net.parameters():
-        p.requires_grad_(False)
     trainable = [*net.ab_head.parameters()]
     for up in net.ups[len(net.ups) - tail :]:
         trainable += list(up.parameters())
-    for p in trainable:
-        p.requires_grad_(True)
-    opt = torch.optim.Adam(trainable, lr=cfg.lr)
+    opt = _tune_only(net, trainable, cfg.lr)
     n_pairs = len(ex.winners)
     losses: list[dict[str, float]] = []
     for _ in range(cfg.steps if n_pairs else 0):
@@ -548,12 +553,8 @@ def _tune_head_on_samples(
             if len(cols):
                 ref[cols] = mean_ll(page_logp(torch.tensor([i])).expand(len(cols), -1, -1, -1),
                                     cols)
-    for p in net.parameters():
-        p.requires_grad_(False)
     trainable = list(net.ab_head.parameters())
-    for p in trainable:
-        p.requires_grad_(True)
-    opt = torch.optim.Adam(trainable, lr=cfg.lr)
+    opt = _tune_only(net, trainable, cfg.lr)
     n_pairs = len(ex.winners)
     losses: list[dict[str, float]] = []
     for _ in range(cfg.steps if n_pairs else 0):

@@ -180,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="weight of the member's memory beside its network (decoder setting)")
     p.add_argument("--gray-penalty", type=float, default=None,
                    help="nats taken from gray cells inside the drawing (decoder setting)")
+    p.add_argument("--memory-lightness", type=float, default=None,
+                   help="how far a region's L moves toward its recalled lightness (decoder "
+                        "setting)")
     p.add_argument("--no-real", action="store_true", help="skip the real coloring pages")
     p.add_argument("--size", type=int, default=1024, help="long side pages are colored at")
     p.add_argument("--metric-size", type=int, default=512, help="long side figures use")
@@ -197,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     members = args.member or family.names
     # Decoder settings to try go where members keep their own (`extra.decoder`).
     tried = {k: getattr(args, k) for k in ("prior_weight", "diversity_margin", "hedge",
-                                           "memory_weight", "gray_penalty")
+                                           "memory_weight", "gray_penalty",
+                                           "memory_lightness")
              if getattr(args, k) is not None}
     for member in family.members:
         member.extra = {**member.extra,

@@ -26,10 +26,17 @@ thousand pictures cannot. Its own pictures get a similarity bonus (`OWN_BONUS`),
 where it knows the thing it colors it its own way; the shared rows of a collection it
 remembers itself are skipped.
 
+The memory also knows how light each remembered color was (`light`): a/b alone makes a
+brown and a tan one color, and a network's lightness regression lands between a dark
+thing and the paper. The decoder reads the recalled lightness of the color it chose for
+a region (`models.decoder.recalled_lightness`).
+
 Stored as one safetensors file per memory: `keys` (N, D) int8, `cells` (N, SIDE, SIDE)
-uint8 (the a/b cell of the true color in the ink frame), `origin` (N,) uint8 (which of
-the `collections` in the metadata each page came from) and the encoder's weights
-(`encoder.*`); `bins`, `temperature` and the encoder config in metadata.
+uint8 (the a/b cell of the true color in the ink frame), `light` (N, LIGHT_SIDE,
+LIGHT_SIDE) uint8 (its L* x 2.55, 2x2 means; absent in files written before it),
+`origin` (N,) uint8 (which of the `collections` in the metadata each page came from)
+and the encoder's weights (`encoder.*`); `bins`, `temperature` and the encoder config in
+metadata.
 """
 
 from __future__ import annotations
@@ -51,6 +58,8 @@ from models.shape import VIEW, Frame, ShapeConfig, ShapeEncoder, crop_frame, ink
 log = logging.getLogger(__name__)
 
 SIDE = 32  # color-map side (and the layout descriptor's)
+LIGHT_SIDE = SIDE // 2  # lightness-map side: L is smooth, and 2x2 averaging measured no
+# worse than the full grid on noto val (a quarter of the bytes)
 FORMAT = "ink-frame-1"  # memory files of an older layout are not read (re-export)
 LAYOUT_TEMPERATURE = 0.05
 EMBEDDING_TEMPERATURE = 0.05
@@ -106,6 +115,7 @@ class ColorMemory:
     temperature: float = LAYOUT_TEMPERATURE
     collections: tuple[str, ...] = ()  # the collections remembered
     origin: torch.Tensor | None = None  # (N,) uint8: each page's index in `collections`
+    light: torch.Tensor | None = None  # (N, LIGHT_SIDE, LIGHT_SIDE) uint8: L* x 2.55
 
     def __post_init__(self) -> None:
         self._encoder_digest = ""
@@ -128,6 +138,7 @@ class ColorMemory:
             keys = fh.get_tensor("keys").float() / 127.0
             cells = fh.get_tensor("cells").to(torch.uint8)
             origin = fh.get_tensor("origin") if "origin" in fh.keys() else None
+            light = fh.get_tensor("light").to(torch.uint8) if "light" in fh.keys() else None
             state = {k.removeprefix("encoder."): fh.get_tensor(k)
                      for k in fh.keys() if k.startswith("encoder.")}
         encoder = None
@@ -140,7 +151,7 @@ class ColorMemory:
         default_t = EMBEDDING_TEMPERATURE if encoder is not None else LAYOUT_TEMPERATURE
         return cls(keys, cells, int(meta.get("bins", "15")), encoder,
                    float(meta.get("temperature", default_t)),
-                   tuple(json.loads(meta.get("collections", "[]"))), origin)
+                   tuple(json.loads(meta.get("collections", "[]"))), origin, light)
 
     def save(self, path: str | Path) -> None:
         from safetensors.torch import save_file
@@ -152,6 +163,8 @@ class ColorMemory:
                 "collections": json.dumps(list(self.collections))}
         if self.origin is not None:
             tensors["origin"] = self.origin.to(torch.uint8)
+        if self.light is not None:
+            tensors["light"] = self.light.to(torch.uint8)
         if self.encoder is not None:
             for k, v in self.encoder.state_dict().items():
                 tensors[f"encoder.{k}"] = v.to(torch.float16) if v.is_floating_point() else v
@@ -226,7 +239,14 @@ class MemberMemory:
     def recall(self, recall: RecallKey, k: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
         """(color maps (k', SIDE, SIDE) uint8, weights (k',) summing to 1) of the most
         alike remembered pages, own and shared together."""
-        sims, maps = [], []
+        maps, _, weights = self._recall(recall, k)
+        return maps, weights
+
+    def _recall(self, recall: RecallKey, k: int
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`recall`'s color maps and weights, with the maps' L* (k', LIGHT_SIDE,
+        LIGHT_SIDE) float (NaN for pages of a memory that has no lightness)."""
+        sims, maps, lights = [], [], []
         for memory in self.memories:
             s = memory.similarities(recall)
             if memory is self.shared and self._skip is not None:
@@ -237,14 +257,27 @@ class MemberMemory:
             keep = torch.isfinite(top)
             sims.append(top[keep])
             maps.append(memory.cells[idx[keep]])
-        all_sims, all_maps = torch.cat(sims), torch.cat(maps)
+            if memory.light is not None:
+                lights.append(memory.light[idx[keep]].float() / 2.55)
+            else:
+                lights.append(torch.full((len(maps[-1]), LIGHT_SIDE, LIGHT_SIDE),
+                                         float("nan")))
+        all_sims = torch.cat(sims)
         top, idx = torch.topk(all_sims, min(k, all_sims.numel()))
         temperature = self.memories[0].temperature
-        return all_maps[idx], torch.softmax(top / temperature, dim=0)
+        return (torch.cat(maps)[idx], torch.cat(lights)[idx],
+                torch.softmax(top / temperature, dim=0))
 
     def region_votes(self, recall: RecallKey, index: torch.Tensor, ids: torch.Tensor,
                      n_ids: int, shape: tuple[int, int], k: int = 8) -> torch.Tensor:
-        """(n_ids, Q) share of recalled color under each region's pixels.
+        """(n_ids, Q) share of recalled color under each region's pixels (see
+        `region_recall`)."""
+        return self.region_recall(recall, index, ids, n_ids, shape, k).votes
+
+    def region_recall(self, recall: RecallKey, index: torch.Tensor, ids: torch.Tensor,
+                      n_ids: int, shape: tuple[int, int], k: int = 8) -> RegionRecall:
+        """What the recalled pages had under each region: the share of each a/b cell,
+        and how light it was.
 
         `index` (N,) flat indices into the (h, w) working grid of the page, `ids` (N,)
         their regions.
@@ -252,9 +285,11 @@ class MemberMemory:
         h, w = shape
         bins = self.memories[0].bins if self.memories else 1
         votes = torch.zeros(n_ids, bins * bins)
+        light = torch.zeros(n_ids, bins * bins)
+        mass = torch.zeros(n_ids, bins * bins)
         if index.numel() == 0 or not any(m.cells.shape[0] for m in self.memories):
-            return votes
-        maps, weights = self.recall(recall, k)
+            return RegionRecall(votes, light, mass)
+        maps, lights, weights = self._recall(recall, k)
         # Working-grid pixel centers -> page pixels -> the ink frame's SIDE x SIDE grid.
         ys = ((index // w).float() + 0.5) * (recall.height / h)
         xs = ((index % w).float() + 0.5) * (recall.width / w)
@@ -262,21 +297,46 @@ class MemberMemory:
         cy = (fy * SIDE).floor().long().clamp(0, SIDE - 1)
         cx = (fx * SIDE).floor().long().clamp(0, SIDE - 1)
         cell_at = cy * SIDE + cx  # (N,)
+        light_at = (cy // 2) * LIGHT_SIDE + cx // 2
         flat = maps.reshape(len(maps), -1).long()  # (k, SIDE*SIDE)
-        for row, weight in zip(flat, weights, strict=True):
-            votes.index_put_((ids, row[cell_at]), weight.expand(ids.numel()), accumulate=True)
-        return votes / votes.sum(dim=1, keepdim=True).clamp_min(1e-9)
+        flat_l = lights.reshape(len(maps), -1)
+        for row, row_l, weight in zip(flat, flat_l, weights, strict=True):
+            at = (ids, row[cell_at])
+            votes.index_put_(at, weight.expand(ids.numel()), accumulate=True)
+            if not bool(torch.isnan(row_l[0])):
+                mass.index_put_(at, weight.expand(ids.numel()), accumulate=True)
+                light.index_put_(at, weight * row_l[light_at], accumulate=True)
+        total = votes.sum(dim=1, keepdim=True).clamp_min(1e-9)
+        return RegionRecall(votes / total, light / total, mass / total)
+
+
+@dataclass(frozen=True)
+class RegionRecall:
+    """What a member's recalled pages had under each region of a page (n_ids, Q)."""
+
+    votes: torch.Tensor  # share of the recalled pixels in each a/b cell (rows sum to 1)
+    light: torch.Tensor  # share x mean L* of those pixels (0 where unknown)
+    mass: torch.Tensor  # the part of `votes` whose lightness is known
 
 
 def color_cells(rgb: np.ndarray, frame: Frame, bins: int) -> torch.Tensor:
     """(SIDE, SIDE) a/b cells of an RGB picture (H, W, 3) uint8 inside `frame`."""
+    return color_map(rgb, frame, bins)[0]
+
+
+def color_map(rgb: np.ndarray, frame: Frame, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """((SIDE, SIDE) a/b cells, (LIGHT_SIDE, LIGHT_SIDE) uint8 L* x 2.55) of an RGB
+    picture (H, W, 3) uint8 inside `frame`."""
     from models.colorspace import normalize_lab, rgb_to_lab
 
     t = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0
     small = crop_frame(t, frame, SIDE, 1.0)  # white outside the picture
-    ab = normalize_lab(rgb_to_lab(small))[1:]  # (2, SIDE, SIDE) network scale
+    lab = rgb_to_lab(small)
+    ab = normalize_lab(lab)[1:]  # (2, SIDE, SIDE) network scale
     cell = ((ab.clamp(-1.0, 1.0 - 1e-6) + 1.0) * (bins / 2.0)).long()
-    return cell[0] * bins + cell[1]
+    light = torch.nn.functional.avg_pool2d(lab[:1], SIDE // LIGHT_SIDE)[0]
+    light = (light * 2.55).round().clamp(0, 255).to(torch.uint8)
+    return cell[0] * bins + cell[1], light
 
 
 def build_memory(pairs: Iterable[Sequence[Any]], bins: int, encoder: ShapeEncoder | None = None,
@@ -284,12 +344,14 @@ def build_memory(pairs: Iterable[Sequence[Any]], bins: int, encoder: ShapeEncode
     """A memory from `(page L (H, W) float, color RGB (H, W, 3) uint8)` pairs, or
     `(page L, color RGB, collection name)` triples; keys by `encoder` (the shape
     embedding) or, without one, by ink layout."""
-    views, cells, origin = [], [], []
+    views, cells, lights, origin = [], [], [], []
     collections: dict[str, int] = {}
     for page_l, rgb, *named in pairs:
         key = recall_key(np.asarray(page_l, dtype=np.float32))
         views.append(key.view)
-        cells.append(color_cells(np.asarray(rgb), key.frame, bins).to(torch.uint8))
+        cell, light = color_map(np.asarray(rgb), key.frame, bins)
+        cells.append(cell.to(torch.uint8))
+        lights.append(light)
         if named:
             origin.append(collections.setdefault(str(named[0]), len(collections)))
     if encoder is not None:
@@ -299,10 +361,12 @@ def build_memory(pairs: Iterable[Sequence[Any]], bins: int, encoder: ShapeEncode
         keys = (np.stack([layout_descriptor(v) for v in views]) if views
                 else np.zeros((0, SIDE * SIDE), np.float32))
     grid = torch.stack(cells) if cells else torch.zeros(0, SIDE, SIDE, dtype=torch.uint8)
+    light = (torch.stack(lights) if lights
+             else torch.zeros(0, LIGHT_SIDE, LIGHT_SIDE, dtype=torch.uint8))
     if temperature is None:
         temperature = EMBEDDING_TEMPERATURE if encoder is not None else LAYOUT_TEMPERATURE
     if len(collections) > 255:
         raise ValueError("a memory holds at most 255 collections")
     origins = torch.tensor(origin, dtype=torch.uint8) if len(origin) == len(cells) else None
     return ColorMemory(torch.from_numpy(keys), grid, bins, encoder, temperature,
-                       tuple(collections), origins)
+                       tuple(collections), origins, light)

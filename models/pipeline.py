@@ -42,6 +42,7 @@ from models.decoder import (
     adjusted_scores,
     choose_cells,
     penalize_gray,
+    recalled_lightness,
     region_confidence,
     region_log_scores,
     with_memory,
@@ -677,17 +678,22 @@ def _composite_filled(
         assert decoded is not None
         scores = region_log_scores(decoded.logits, samples)
         options = DecoderOptions(seed=page.seed, **(decoded.settings or {}))
+        recalled = None
         if decoded.memory is not None and page.recall is not None:
             ids = torch.repeat_interleave(torch.arange(samples.counts.numel()), samples.counts)
-            votes = decoded.memory.region_votes(page.recall, samples.index, ids,
-                                                samples.counts.numel(), samples.size)
-            scores = with_memory(scores, votes, options.memory_weight)
+            recalled = decoded.memory.region_recall(page.recall, samples.index, ids,
+                                                    samples.counts.numel(), samples.size)
+            scores = with_memory(scores, recalled.votes, options.memory_weight)
         adjusted = adjusted_scores(scores, decoded.prior, options.prior_weight)
         adjusted = penalize_gray(adjusted, decoded.centers, ~page.background(),
                                  options.gray_penalty)
         cells = choose_cells(adjusted, samples.counts, page.neighbours(), decoded.centers,
                              options)
         ab = decoded.centers[cells] * 110.0  # (K+1, 2)
+        if recalled is not None:
+            palette[:, 0] = recalled_lightness(
+                recalled, cells, decoded.centers, palette[:, 0], options.memory_lightness,
+                paper=page.background()).clamp(min=page.min_fill_l, max=100.0)
         sure = region_confidence(adjusted, cells, decoded.centers)
         if options.hedge > 0:
             ab = ab * sure.pow(options.hedge)[:, None]

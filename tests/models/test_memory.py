@@ -12,6 +12,7 @@ from models.memory import (
     ColorMemory,
     MemberMemory,
     MemoryFormatError,
+    RegionRecall,
     build_memory,
     color_cells,
     recall_key,
@@ -161,3 +162,71 @@ def test_memories_keyed_by_different_encoders_are_not_recalled_together():
     shared = build_memory(pairs, BINS)  # ink layout keys
     both = MemberMemory(own, shared)
     assert both.shared is None and both.memories == [own]
+
+
+def test_memory_remembers_how_light_each_color_was(tmp_path):
+    """A dark red ball and a light pink one have nearly one a/b; the memory keeps their
+    lightness apart, through storage, and the decoder moves a region's L toward it."""
+    from models.decoder import recalled_lightness
+
+    dark, light = (110, 20, 20), (250, 200, 200)
+    for color, lo, hi in ((dark, 15, 35), (light, 80, 95)):
+        memory = build_memory([drawing("ball", color)], BINS)
+        memory.save(tmp_path / "m.safetensors")
+        loaded = ColorMemory.load(tmp_path / "m.safetensors")
+        assert loaded.light is not None and torch.equal(loaded.light, memory.light)
+        page_l, _ = drawing("ball", (0, 0, 0))
+        regions = find_regions(page_l)
+        samples = region_samples(regions, (64, 64))
+        ids = torch.repeat_interleave(torch.arange(samples.counts.numel()), samples.counts)
+        recalled = MemberMemory(loaded).region_recall(
+            recall_key(page_l), samples.index, ids, samples.counts.numel(), samples.size)
+        ball = int(regions.labels[64, 64])
+        cells = recalled.votes.argmax(dim=1)
+        network_l = torch.full((samples.counts.numel(),), 60.0)
+        moved = recalled_lightness(recalled, cells, ab_bin_centers(BINS), network_l, 1.0)
+        assert lo < float(moved[ball]) < hi
+        half = recalled_lightness(recalled, cells, ab_bin_centers(BINS), network_l, 0.5)
+        assert float(half[ball]) == pytest.approx((60.0 + float(moved[ball])) / 2, abs=0.5)
+        kept = recalled_lightness(recalled, cells, ab_bin_centers(BINS), network_l, 0.0)
+        assert torch.equal(kept, network_l)
+
+
+def test_a_memory_without_lightness_leaves_the_networks_l(tmp_path):
+    from models.decoder import recalled_lightness
+
+    memory = build_memory([drawing("ball", (110, 20, 20))], BINS)
+    memory.light = None  # a file written before memories kept lightness
+    memory.save(tmp_path / "m.safetensors")
+    loaded = ColorMemory.load(tmp_path / "m.safetensors")
+    assert loaded.light is None
+    page_l, _ = drawing("ball", (0, 0, 0))
+    regions = find_regions(page_l)
+    samples = region_samples(regions, (64, 64))
+    ids = torch.repeat_interleave(torch.arange(samples.counts.numel()), samples.counts)
+    recalled = MemberMemory(loaded).region_recall(
+        recall_key(page_l), samples.index, ids, samples.counts.numel(), samples.size)
+    network_l = torch.full((samples.counts.numel(),), 60.0)
+    cells = recalled.votes.argmax(dim=1)
+    assert torch.equal(recalled_lightness(recalled, cells, ab_bin_centers(BINS), network_l,
+                                          1.0), network_l)
+
+
+def test_gray_paper_keeps_the_networks_lightness():
+    """Remembered grays are paper and outlines alike: the paper around a drawing whose
+    chosen color is gray keeps the network's L, while a gray region inside may darken."""
+    from models.decoder import recalled_lightness
+
+    centers = ab_bin_centers(BINS)
+    gray = int(centers.norm(dim=1).argmin())
+    recall = RegionRecall(votes=torch.zeros(3, BINS * BINS), light=torch.zeros(3, BINS * BINS),
+                          mass=torch.zeros(3, BINS * BINS))
+    recall.votes[:, gray] = 1.0
+    recall.mass[:, gray] = 1.0
+    recall.light[:, gray] = 60.0  # half black outlines, half white paper
+    cells = torch.full((3,), gray)
+    network_l = torch.full((3,), 97.0)
+    paper = torch.tensor([False, True, False])
+    moved = recalled_lightness(recall, cells, centers, network_l, 1.0, paper=paper)
+    assert float(moved[1]) == 97.0  # the paper
+    assert float(moved[2]) == pytest.approx(60.0)  # a gray thing inside the drawing

@@ -173,26 +173,38 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pages", type=int, default=150, help="held-out pages (default 150)")
     p.add_argument("--split", default=None, help="only this split of --heldout (tuning on a "
                    "training collection's val split; default: every pair)")
-    p.add_argument("--prior-weight", type=float, default=None, help="decoder setting to try")
-    p.add_argument("--diversity-margin", type=float, default=None, help="decoder setting")
-    p.add_argument("--hedge", type=float, default=None, help="decoder setting to try")
+    p.add_argument("--prior-weight", type=float, default=None,
+                   help="decoder setting to try (default: each member's own)")
+    p.add_argument("--diversity-margin", type=float, default=None,
+                   help="decoder setting (default: each member's own)")
+    p.add_argument("--hedge", type=float, default=None,
+                   help="decoder setting to try (default: each member's own)")
     p.add_argument("--memory-weight", type=float, default=None,
-                   help="weight of the member's memory beside its network (decoder setting)")
+                   help="weight of the member's memory beside its network (decoder setting; "
+                        "default: each member's own)")
     p.add_argument("--gray-penalty", type=float, default=None,
-                   help="nats taken from gray cells inside the drawing (decoder setting)")
+                   help="nats taken from gray cells inside the drawing (decoder setting; "
+                        "default: each member's own)")
     p.add_argument("--memory-lightness", type=float, default=None,
                    help="how far a region's L moves toward its recalled lightness (decoder "
-                        "setting)")
-    p.add_argument("--no-real", action="store_true", help="skip the real coloring pages")
-    p.add_argument("--size", type=int, default=1024, help="long side pages are colored at")
-    p.add_argument("--metric-size", type=int, default=512, help="long side figures use")
-    p.add_argument("--cache-dir", type=Path, default=None, help="package cache (tuxpaint-data)")
-    p.add_argument("--decoder", choices=("regions", "median"), default="regions")
-    p.add_argument("--seed", type=int, default=None, help="decoder seed (another try)")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--json", type=Path, help="save the figures here")
-    p.add_argument("--grid", type=Path, help="save the real pages x members grid here")
-    p.add_argument("--cell", type=int, default=200, help="grid cell size (px)")
+                        "setting; default: each member's own)")
+    p.add_argument("--no-real", action="store_true",
+                   help="skip the real coloring pages (default: measure them)")
+    p.add_argument("--size", type=int, default=1024,
+                   help="long side pages are colored at (default 1024)")
+    p.add_argument("--metric-size", type=int, default=512,
+                   help="long side figures use (default 512)")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="package cache (tuxpaint-data; default: the collections' own)")
+    p.add_argument("--decoder", choices=("regions", "median"), default="regions",
+                   help="region colors by the region decoder (default) or the median")
+    p.add_argument("--seed", type=int, default=None,
+                   help="decoder seed (another try; default: none, deterministic)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument("--json", type=Path, help="save the figures here (default: not saved)")
+    p.add_argument("--grid", type=Path,
+                   help="save the real pages x members grid here (default: not saved)")
+    p.add_argument("--cell", type=int, default=200, help="grid cell size (px, default 200)")
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)

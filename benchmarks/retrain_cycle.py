@@ -110,28 +110,44 @@ class CachedColorings:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--family", default="models/family")
-    p.add_argument("--datasets", default="/work/datasets")
+    p.add_argument("--family", default="models/family",
+                   help="the family voted on (default: the bundled one, copied to --work)")
+    p.add_argument("--datasets", default="/work/datasets",
+                   help="folder holding the dataset folders (default /work/datasets)")
     p.add_argument("--collections", default="noto,emojione",
-                   help="datasets whose val/test pages are voted on (no member grew on them)")
+                   help="datasets whose val/test pages are voted on (no member grew on them; "
+                        "default noto,emojione)")
     p.add_argument("--no-mirror", action="store_true",
                    help="do not add each page's mirror image as a page of its own")
-    p.add_argument("--work", default="/tmp/colorbot-retrain-bench", help="scratch folder")
+    p.add_argument("--work", default="/tmp/colorbot-retrain-bench",
+                   help="scratch folder (default /tmp/colorbot-retrain-bench)")
     p.add_argument("--cache", default="/work/cache/votes_colorings",
-                   help="the starting family's colorings, kept between runs")
-    p.add_argument("--out", default="benchmarks/results", help="where the summary goes")
-    p.add_argument("--votes", type=int, default=2000)
-    p.add_argument("--max-per-page", type=int, default=5)
-    p.add_argument("--spread", choices=("realistic", "even"), default="realistic")
-    p.add_argument("--voters", type=int, default=60)
-    p.add_argument("--taste", choices=sorted(TASTES), default="faithful")
+                   help="the starting family's colorings, kept between runs (default "
+                        "/work/cache/votes_colorings)")
+    p.add_argument("--out", default="benchmarks/results",
+                   help="where the summary goes (default benchmarks/results)")
+    p.add_argument("--votes", type=int, default=2000, help="votes simulated (default 2000)")
+    p.add_argument("--max-per-page", type=int, default=5,
+                   help="most votes one page gets (default 5)")
+    p.add_argument("--spread", choices=("realistic", "even"), default="realistic",
+                   help="votes per page: most pages 1-2, a few many (realistic, the "
+                        "default), or the same for every page")
+    p.add_argument("--voters", type=int, default=60, help="simulated voters (default 60)")
+    p.add_argument("--taste", choices=sorted(TASTES), default="faithful",
+                   help="what the voters prefer (default faithful)")
     p.add_argument("--fresh-pictures", type=int, default=30,
-                   help="pictures (with their mirrors: twice the pages) nobody votes on")
-    p.add_argument("--method", choices=("auto", "dpo", "target"), default="auto")
-    p.add_argument("--judge", choices=("auto", "backbone", "small"), default="auto")
-    p.add_argument("--steps", type=int, default=None, help="tuning steps per member")
-    p.add_argument("--judge-steps", type=int, default=300)
-    p.add_argument("--eval-pages", type=int, default=12, help="test pages per evaluation")
+                   help="pictures (with their mirrors: twice the pages) nobody votes on "
+                        "(default 30)")
+    p.add_argument("--method", choices=("auto", "dpo", "target"), default="auto",
+                   help="fine-tuning from the votes (default auto: the cycle's choice)")
+    p.add_argument("--judge", choices=("auto", "backbone", "small"), default="auto",
+                   help="judge kind (default auto: the cycle's choice)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="tuning steps per member (default: the cycle's)")
+    p.add_argument("--judge-steps", type=int, default=300,
+                   help="judge training steps (default 300)")
+    p.add_argument("--eval-pages", type=int, default=12,
+                   help="test pages per evaluation (default 12)")
     p.add_argument("--board-only", action="store_true",
                    help="votes and the vote board only (no retrain cycle)")
     p.add_argument("--judge-only", action="store_true",
@@ -143,10 +159,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(sets $COLORBOT_JUDGE_MEMORY for the cycle; default: that variable, "
                         "unset: none); build them from training splits only")
     p.add_argument("--dump-pairs", default=None,
-                   help="with --judge-only: save the judge's inputs and pairs (torch file)")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tag", default="", help="added to the result's file name")
+                   help="with --judge-only: save the judge's inputs and pairs (torch file; "
+                        "default: not saved)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument("--seed", type=int, default=0, help="votes and split seed (default 0)")
+    p.add_argument("--tag", default="", help="added to the result's file name (default none)")
     return p.parse_args(argv)
 
 

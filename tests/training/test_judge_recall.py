@@ -108,13 +108,13 @@ def _colorings(thing: int, variant: int) -> tuple[Image.Image, list[Image.Image]
 
 def test_recall_finds_the_thing_in_another_size_place_and_mirror():
     memory = _memory(range(6), k=1)
-    agreements = []
+    agreements, l_errors = [], []
     for thing in range(6):
         for variant in (0, 1):
             page, truth = _voted(thing, variant), _voted(thing, variant, _colors(thing))
             x = judge_inputs(page, truth, SIZE, letterbox_pages=True)[None]
             paper = x[:, :1] > 0.3
-            pixel, region, conf = memory.recall_maps(x[:, :1], paper)
+            pixel, region, conf, region_l = memory.recall_maps(x[:, :1], paper)
             assert pixel.shape == region.shape == (1, 15 * 15, SIZE, SIZE)
             assert torch.allclose(region.exp().sum(dim=1), torch.ones(1, SIZE, SIZE), atol=1e-4)
             assert float(conf) > 0.85
@@ -126,7 +126,11 @@ def test_recall_finds_the_thing_in_another_size_place_and_mirror():
             true_cell = true_cell[0] * 15 + true_cell[1]
             colored = paper[0, 0] & (ab.norm(dim=0) > 0.2)
             agreements.append(float((most == true_cell)[colored].float().mean()))
+            # ... and so is its lightness (the memory remembers L* too).
+            true_l = (x[0, 1] + 1.0) * 50.0
+            l_errors.append(float((region_l[0, 0] - true_l).abs()[colored].median()))
     assert min(agreements) > 0.6 and np.mean(agreements) > 0.8, agreements
+    assert np.mean(l_errors) < 10.0, l_errors
 
 
 def test_recall_without_mirror_misses_mirrored_pages():
@@ -137,7 +141,7 @@ def test_recall_without_mirror_misses_mirrored_pages():
         for thing in range(6):
             page, truth = _voted(thing, 1), _voted(thing, 1, _colors(thing))
             x = judge_inputs(page, truth, SIZE, letterbox_pages=True)[None]
-            pixel, region, conf = memory.recall_maps(x[:, :1], x[:, :1] > 0.3)
+            pixel, region, conf, _ = memory.recall_maps(x[:, :1], x[:, :1] > 0.3)
             from training.judge import cell_log_likelihood
 
             total += float(cell_log_likelihood(region, x[:, 2:]).mean())
@@ -208,6 +212,7 @@ def test_a_judge_with_memory_saves_loads_and_differentiates(faithful, tmp_path):
     save_judge(result.judge, tmp_path / "judge")
     again = load_judge(tmp_path / "judge")
     assert isinstance(again, BackboneJudge) and again.memory is not None
+    assert again.memory.light is not None  # the remembered lightness travels with it
     x = data.inputs[:8]
     with torch.no_grad():
         assert torch.allclose(result.judge(x[:, :1], x[:, 1:]), again(x[:, :1], x[:, 1:]),

@@ -157,7 +157,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--judge-memory", default=None,
                    help="memory file(s) (comma-joined) the judge recalls true colors from "
                         "(sets $COLORBOT_JUDGE_MEMORY for the cycle; default: that variable, "
-                        "unset: none); build them from training splits only")
+                        "unset: the bundled family's shared memory; 'none': no memory); "
+                        "build them from training splits only")
     p.add_argument("--dump-pairs", default=None,
                    help="with --judge-only: save the judge's inputs and pairs (torch file; "
                         "default: not saved)")

@@ -672,18 +672,23 @@ JUDGE_MEMORY_ENV = "COLORBOT_JUDGE_MEMORY"  # memory files (comma-joined) the ju
 
 def default_recall_memory() -> RecallMemory | None:
     """The memories a judge recalls true colors from: the files named in
-    $COLORBOT_JUDGE_MEMORY (comma-joined), pooled; None where it is not set or they
-    cannot be read (the judge then goes without). Build them from training splits only
+    $COLORBOT_JUDGE_MEMORY (comma-joined), pooled; unset or empty: the bundled family's
+    shared memory (train splits of seven emoji sets); "none", or files that cannot be
+    read: None (the judge goes without). Build them from training splits only
     (`colorbot remember`, `training.memory.memory_from_dataset`): never from the pages
-    people vote on. The bundled members' memories (openmoji, fluent ...) recall emoji
-    of other sets poorly (measured: no gain on noto/emojione votes); the training
-    splits of the voted collections' own sets are what helps."""
+    people vote on. Measured on 2,000 simulated votes each (noto/emojione val and test
+    pages), the shared memory's judge against none: faithful 66.2 vs 60.4 %, mixed 61.1
+    vs 60.4 %, warm 80.6 vs 80.2 % held out."""
     import logging
     import os
 
-    paths = [p for p in os.environ.get(JUDGE_MEMORY_ENV, "").split(",") if p]
-    if not paths:
+    from models.registry import BUNDLED_FAMILY_DIR
+    from training.memory import SHARED_MEMORY
+
+    named = os.environ.get(JUDGE_MEMORY_ENV, "").strip()
+    if named.lower() == "none":
         return None
+    paths = [p for p in named.split(",") if p] or [str(BUNDLED_FAMILY_DIR / SHARED_MEMORY)]
     try:
         return RecallMemory.load(paths)
     except (ValueError, OSError, KeyError) as exc:

@@ -239,8 +239,14 @@ def test_the_default_memory_is_the_named_files(tmp_path, monkeypatch):
     pairs = [(np.asarray(_draw(t, 64).convert("L"), dtype=np.float32) / 2.55,
               np.asarray(_draw(t, 64, _colors(t)))) for t in range(3)]
     build_memory(pairs, 15, _encoder()).save(tmp_path / "a.memory.safetensors")
-    monkeypatch.delenv(JUDGE_MEMORY_ENV, raising=False)
+    monkeypatch.setenv(JUDGE_MEMORY_ENV, "none")
     assert default_recall_memory() is None
+    monkeypatch.delenv(JUDGE_MEMORY_ENV, raising=False)  # unset: the family's shared memory
+    from models.memory import ColorMemory
+    from models.registry import BUNDLED_FAMILY_DIR
+
+    shared = ColorMemory.load(BUNDLED_FAMILY_DIR / "shared.memory.safetensors")
+    assert default_recall_memory().shape_dict()["pages"] == shared.cells.shape[0]
     one = tmp_path / "a.memory.safetensors"
     monkeypatch.setenv(JUDGE_MEMORY_ENV, f"{one},{one}")
     assert default_recall_memory().shape_dict()["pages"] == 6

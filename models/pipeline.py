@@ -662,7 +662,8 @@ def _composite_filled(
 
     With the member's a/b distribution (`decoded`), each region's a/b is the cell the
     region decoder chooses (models/decoder.py); otherwise the region's median.
-    Lightness is the region's median predicted L either way.
+    Lightness is the region's median predicted L either way, moved toward the recalled
+    pages' L of the chosen color where the member remembers (`recalled_lightness`).
     """
     assert page.assigned is not None
     height, width = page.height, page.width
@@ -691,9 +692,9 @@ def _composite_filled(
                              options)
         ab = decoded.centers[cells] * 110.0  # (K+1, 2)
         if recalled is not None:
-            palette[:, 0] = recalled_lightness(
-                recalled, cells, decoded.centers, palette[:, 0], options.memory_lightness,
-                paper=page.background()).clamp(min=page.min_fill_l, max=100.0)
+            moved = recalled_lightness(recalled, cells, decoded.centers, palette[:, 0],
+                                       options.memory_lightness, paper=page.background())
+            palette[has, 0] = moved[has].clamp(min=page.min_fill_l, max=100.0)
         sure = region_confidence(adjusted, cells, decoded.centers)
         if options.hedge > 0:
             ab = ab * sure.pow(options.hedge)[:, None]

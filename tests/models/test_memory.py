@@ -164,6 +164,17 @@ def test_memories_keyed_by_different_encoders_are_not_recalled_together():
     assert both.shared is None and both.memories == [own]
 
 
+def _recalled_ball(memory: ColorMemory):
+    """(regions, RegionRecall) of a ball page recalled from `memory`."""
+    page_l, _ = drawing("ball", (0, 0, 0))
+    regions = find_regions(page_l)
+    samples = region_samples(regions, (64, 64))
+    ids = torch.repeat_interleave(torch.arange(samples.counts.numel()), samples.counts)
+    recalled = MemberMemory(memory).region_recall(
+        recall_key(page_l), samples.index, ids, samples.counts.numel(), samples.size)
+    return regions, recalled
+
+
 def test_memory_remembers_how_light_each_color_was(tmp_path):
     """A dark red ball and a light pink one have nearly one a/b; the memory keeps their
     lightness apart, through storage, and the decoder moves a region's L toward it."""
@@ -175,15 +186,10 @@ def test_memory_remembers_how_light_each_color_was(tmp_path):
         memory.save(tmp_path / "m.safetensors")
         loaded = ColorMemory.load(tmp_path / "m.safetensors")
         assert loaded.light is not None and torch.equal(loaded.light, memory.light)
-        page_l, _ = drawing("ball", (0, 0, 0))
-        regions = find_regions(page_l)
-        samples = region_samples(regions, (64, 64))
-        ids = torch.repeat_interleave(torch.arange(samples.counts.numel()), samples.counts)
-        recalled = MemberMemory(loaded).region_recall(
-            recall_key(page_l), samples.index, ids, samples.counts.numel(), samples.size)
+        regions, recalled = _recalled_ball(loaded)
         ball = int(regions.labels[64, 64])
         cells = recalled.votes.argmax(dim=1)
-        network_l = torch.full((samples.counts.numel(),), 60.0)
+        network_l = torch.full((regions.count + 1,), 60.0)
         moved = recalled_lightness(recalled, cells, ab_bin_centers(BINS), network_l, 1.0)
         assert lo < float(moved[ball]) < hi
         half = recalled_lightness(recalled, cells, ab_bin_centers(BINS), network_l, 0.5)
@@ -200,13 +206,8 @@ def test_a_memory_without_lightness_leaves_the_networks_l(tmp_path):
     memory.save(tmp_path / "m.safetensors")
     loaded = ColorMemory.load(tmp_path / "m.safetensors")
     assert loaded.light is None
-    page_l, _ = drawing("ball", (0, 0, 0))
-    regions = find_regions(page_l)
-    samples = region_samples(regions, (64, 64))
-    ids = torch.repeat_interleave(torch.arange(samples.counts.numel()), samples.counts)
-    recalled = MemberMemory(loaded).region_recall(
-        recall_key(page_l), samples.index, ids, samples.counts.numel(), samples.size)
-    network_l = torch.full((samples.counts.numel(),), 60.0)
+    regions, recalled = _recalled_ball(loaded)
+    network_l = torch.full((regions.count + 1,), 60.0)
     cells = recalled.votes.argmax(dim=1)
     assert torch.equal(recalled_lightness(recalled, cells, ab_bin_centers(BINS), network_l,
                                           1.0), network_l)

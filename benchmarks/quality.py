@@ -36,6 +36,7 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from models.decoder import MEMBER_SETTINGS  # noqa: E402
 from models.family import Family  # noqa: E402
 from models.images import page_lightness  # noqa: E402
 from models.pipeline import ColorizeOptions, Colorizer  # noqa: E402
@@ -211,10 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     family = Family.load(args.family)
     members = args.member or family.names
     # Decoder settings to try go where members keep their own (`extra.decoder`).
-    tried = {k: getattr(args, k) for k in ("prior_weight", "diversity_margin", "hedge",
-                                           "memory_weight", "gray_penalty",
-                                           "memory_lightness")
-             if getattr(args, k) is not None}
+    tried = {k: getattr(args, k) for k in MEMBER_SETTINGS
+             if getattr(args, k, None) is not None}
     for member in family.members:
         member.extra = {**member.extra,
                         "decoder": {**member.extra.get("decoder", {}), **tried}}

@@ -213,10 +213,8 @@ def judge_vs_ceiling(db_rows: list, heldout: set[int], values: dict, judge_acc: 
 
 async def main(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
-    if args.judge_memory:
-        from training.judge import JUDGE_MEMORY_ENV
-
-        os.environ[JUDGE_MEMORY_ENV] = args.judge_memory
+    if args.judge_memory:  # the setting, for the retrain code this process runs
+        os.environ["COLORBOT_JUDGE_MEMORY"] = args.judge_memory
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     root = work / "family"

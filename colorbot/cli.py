@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import sys
 import traceback
 
@@ -22,7 +21,6 @@ from colorbot.settings import load_dotenv
 # Packages that add subcommands, in the order they show in --help.
 _COMMAND_MODULES = ("bot.cli", "models.cli", "db.cli", "training.cli", "web.cli")
 # Environment variables whose values must never reach stderr.
-_SECRET_VARIABLES = ("DISCORD_TOKEN", "COLORBOT_WORKER_TOKEN", "COLORBOT_WORKER_ADMIN_TOKEN")
 
 
 def version() -> str:
@@ -57,8 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _secrets() -> list[str]:
-    values = [os.environ.get(name, "") for name in _SECRET_VARIABLES]
-    url = os.environ.get("DATABASE_URL", "")
+    """The settings that must never be shown: tokens, the webhook, the database password."""
+    from colorbot.settings import Settings
+
+    settings = Settings.from_env()
+    values = [settings.discord_token, settings.worker_token, settings.worker_admin_token,
+              settings.training_webhook]
+    url = settings.database_url
     if url:
         try:
             from sqlalchemy.engine import make_url

@@ -66,6 +66,24 @@ class Settings:
     discord_gateway_url: str = ""
     # Largest upload the bot accepts, in bytes.
     max_upload_bytes: int = 20 * 1024 * 1024
+    # Dataset folders that `colorbot evaluate` and the retrain gate look in
+    # (COLORBOT_DATASETS); empty means <data_dir>/datasets.
+    datasets_dir: str = ""
+    # Downloaded packages the dataset builders reuse: <data_dir>/cache when
+    # COLORBOT_DATA is set, else ~/.cache/colorbot.
+    cache_dir: Path = field(default_factory=lambda: Path("~/.cache/colorbot").expanduser())
+    # Discord webhook for training news (COLORBOT_TRAINING_WEBHOOK); it holds a token,
+    # so it is never logged.
+    training_webhook: str = field(default="", repr=False)
+    # Memory files (comma-joined) the retraining judge recalls from
+    # (COLORBOT_JUDGE_MEMORY): empty = the bundled shared memory, "none" = no memory.
+    judge_memory: str = ""
+
+    @property
+    def datasets_root(self) -> Path:
+        if self.datasets_dir:
+            return Path(self.datasets_dir).expanduser()
+        return self.data_dir / "datasets"
 
     @property
     def resolved_database_url(self) -> str:
@@ -76,6 +94,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
+        data_dir = Path(env.get("COLORBOT_DATA", "data")).expanduser()
         return cls(
             discord_token=env.get("DISCORD_TOKEN", ""),
             database_url=env.get("DATABASE_URL", ""),
@@ -83,7 +102,7 @@ class Settings:
             worker_token=env.get("COLORBOT_WORKER_TOKEN", ""),
             worker_admin_token=env.get("COLORBOT_WORKER_ADMIN_TOKEN", ""),
             max_page_pixels=int(env.get("COLORBOT_MAX_PAGE_PIXELS", "") or 4_000_000),
-            data_dir=Path(env.get("COLORBOT_DATA", "data")).expanduser(),
+            data_dir=data_dir,
             family_path=env.get("COLORBOT_FAMILY", ""),
             default_channels=_split(env.get("COLORBOT_CHANNELS", "coloring")),
             rate_limit_pages=int(env.get("COLORBOT_RATE_LIMIT_PAGES", "5")),
@@ -91,4 +110,9 @@ class Settings:
             discord_api_base=env.get("DISCORD_API_BASE", ""),
             discord_gateway_url=env.get("DISCORD_GATEWAY_URL", ""),
             max_upload_bytes=int(env.get("COLORBOT_MAX_UPLOAD_BYTES", str(20 * 1024 * 1024))),
+            datasets_dir=env.get("COLORBOT_DATASETS", ""),
+            cache_dir=(data_dir / "cache" if env.get("COLORBOT_DATA")
+                       else Path("~/.cache/colorbot").expanduser()),
+            training_webhook=env.get("COLORBOT_TRAINING_WEBHOOK", ""),
+            judge_memory=env.get("COLORBOT_JUDGE_MEMORY", "").strip(),
         )

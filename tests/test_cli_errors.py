@@ -62,9 +62,12 @@ def test_version(capsys) -> None:
     assert capsys.readouterr().out.startswith("colorbot ")
 
 
-def test_describe_failure_is_one_line_without_secrets() -> None:
-    os.environ["DISCORD_TOKEN"] = "abcd.efgh.secret-token"
+def test_describe_failure_is_one_line_without_secrets(monkeypatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "abcd.efgh.secret-token")
+    monkeypatch.setenv("COLORBOT_TRAINING_WEBHOOK", "https://example/api/webhooks/1/hook-secret")
     error = RuntimeError("login failed with abcd.efgh.secret-token\n  File ...\n[SQL: ...]")
     assert describe_failure(error) == "login failed with ***"
+    posted = RuntimeError("posting to https://example/api/webhooks/1/hook-secret failed")
+    assert "hook-secret" not in describe_failure(posted)
     assert describe_failure(KeyError("x")) == "KeyError: 'x'"
     assert describe_failure(RuntimeError()) == "RuntimeError"

@@ -8,7 +8,6 @@ Fetched with the registries' ordinary clients (`npm pack`, `apt-get download` +
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import tarfile
 from dataclasses import dataclass
@@ -69,10 +68,9 @@ ARTWORK_PACKAGES = (
 
 def default_cache_dir() -> Path:
     """`$COLORBOT_DATA/cache` when COLORBOT_DATA is set, else `~/.cache/colorbot`."""
-    data = os.environ.get("COLORBOT_DATA")
-    if data:
-        return Path(data).expanduser() / "cache"
-    return Path("~/.cache/colorbot").expanduser()
+    from colorbot.settings import Settings
+
+    return Settings.from_env().cache_dir
 
 
 def _run(cmd: list[str], cwd: Path) -> None:

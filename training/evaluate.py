@@ -23,7 +23,6 @@ pages says whether the family members really color differently.
 from __future__ import annotations
 
 import itertools
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,10 +104,10 @@ class Scores:
 
 def default_dataset(member: Any) -> Path:
     """Where a member's dataset is by default: $COLORBOT_DATASETS/<collection>."""
-    root = os.environ.get("COLORBOT_DATASETS") or str(
-        Path(os.environ.get("COLORBOT_DATA", "data")) / "datasets")
+    from colorbot.settings import Settings
+
     collection = (member.extra or {}).get("collection") or member.name
-    return Path(root) / str(collection)
+    return Settings.from_env().datasets_root / str(collection)
 
 
 def _load_rows(dataset: Path, split: str, limit: int) -> list[dict[str, Any]]:

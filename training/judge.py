@@ -667,25 +667,23 @@ def recall_fit(pixel: torch.Tensor, region: torch.Tensor, conf: torch.Tensor,
     return torch.cat(parts, dim=1)
 
 
-JUDGE_MEMORY_ENV = "COLORBOT_JUDGE_MEMORY"  # memory files (comma-joined) the judge recalls
-
-
-def default_recall_memory() -> RecallMemory | None:
-    """The memories a judge recalls true colors from: the files named in
-    $COLORBOT_JUDGE_MEMORY (comma-joined), pooled; unset or empty: the bundled family's
-    shared memory (train splits of seven emoji sets); "none", or files that cannot be
+def default_recall_memory(named: str | None = None) -> RecallMemory | None:
+    """The memories a judge recalls true colors from: the files named in `named`, else
+    in the setting $COLORBOT_JUDGE_MEMORY (`Settings.judge_memory`; comma-joined),
+    pooled; unset or empty: the bundled family's shared memory (train splits of seven
+    emoji sets); "none", or files that cannot be
     read: None (the judge goes without). Build them from training splits only
     (`colorbot remember`, `training.memory.memory_from_dataset`): never from the pages
     people vote on. Measured on 2,000 simulated votes each (noto/emojione val and test
     pages), the shared memory's judge against none: faithful 66.2 vs 60.4 %, mixed 61.1
     vs 60.4 %, warm 80.6 vs 80.2 % held out."""
     import logging
-    import os
 
+    from colorbot.settings import Settings
     from models.registry import BUNDLED_FAMILY_DIR
     from training.memory import SHARED_MEMORY
 
-    named = os.environ.get(JUDGE_MEMORY_ENV, "").strip()
+    named = (Settings.from_env().judge_memory if named is None else named).strip()
     if named.lower() == "none":
         return None
     paths = [p for p in named.split(",") if p] or [str(BUNDLED_FAMILY_DIR / SHARED_MEMORY)]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import queue
 import threading
 import time
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_ENV = "COLORBOT_TRAINING_WEBHOOK"  # the setting (read in webhook_url)
 TIMEOUT_S = 10.0  # per post: connect and answer
 MAX_RETRY_AFTER_S = 5.0  # a rate-limited post waits this long at most, once
 MAX_FILE_BYTES = 8 * 1024 * 1024  # Discord's smallest upload limit; bigger files are left out
@@ -49,8 +47,11 @@ Attachment = tuple[str, bytes]  # (file name, content)
 
 
 def webhook_url(flag: str | None = None, env: Mapping[str, str] | None = None) -> str:
-    """The webhook to post to: the flag, else the setting; "" means no news."""
-    return flag or (os.environ if env is None else env).get("COLORBOT_TRAINING_WEBHOOK", "")
+    """The webhook to post to: the flag, else the setting (COLORBOT_TRAINING_WEBHOOK);
+    "" means no news. `env` replaces the process environment (tests)."""
+    from colorbot.settings import Settings
+
+    return flag or Settings.from_env(None if env is None else dict(env)).training_webhook
 
 
 def _name(url: str) -> str:

@@ -147,9 +147,7 @@ def _settings() -> Settings:
 
 
 def _datasets_root(settings: Settings, given: str | None) -> str:
-    import os
-
-    return given or os.environ.get("COLORBOT_DATASETS") or str(Path(settings.data_dir) / "datasets")
+    return given or str(settings.datasets_root)
 
 
 def resolve_family(settings: Settings, given: str | None) -> Path:

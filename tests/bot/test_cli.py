@@ -23,6 +23,24 @@ def test_settings_repr_hides_the_token():
     assert TOKEN not in repr(settings) and TOKEN not in str(settings)
 
 
+def test_training_settings_and_their_defaults(tmp_path):
+    from pathlib import Path
+
+    from colorbot.settings import Settings
+
+    hook = "https://discord.com/api/webhooks/1/secret-part"
+    settings = Settings.from_env({"COLORBOT_DATA": str(tmp_path), "COLORBOT_TRAINING_WEBHOOK": hook,
+                                  "COLORBOT_JUDGE_MEMORY": " none "})
+    assert settings.datasets_root == tmp_path / "datasets"
+    assert settings.cache_dir == tmp_path / "cache"
+    assert settings.judge_memory == "none"
+    assert settings.training_webhook == hook and "secret-part" not in repr(settings)
+    given = Settings.from_env({"COLORBOT_DATASETS": str(tmp_path / "sets")})
+    assert given.datasets_root == tmp_path / "sets"
+    assert given.data_dir == Path("data") and given.datasets_root == Path(tmp_path / "sets")
+    assert Settings.from_env({}).cache_dir == Path("~/.cache/colorbot").expanduser()
+
+
 def test_redact_filter_masks_the_token_in_messages_and_tracebacks(caplog):
     import logging
 

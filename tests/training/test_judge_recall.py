@@ -234,7 +234,9 @@ def test_memories_of_different_encoders_are_not_pooled():
 
 
 def test_the_default_memory_is_the_named_files(tmp_path, monkeypatch):
-    from training.judge import JUDGE_MEMORY_ENV, default_recall_memory
+    from training.judge import default_recall_memory
+
+    JUDGE_MEMORY_ENV = "COLORBOT_JUDGE_MEMORY"
 
     pairs = [(np.asarray(_draw(t, 64).convert("L"), dtype=np.float32) / 2.55,
               np.asarray(_draw(t, 64, _colors(t)))) for t in range(3)]
@@ -250,5 +252,6 @@ def test_the_default_memory_is_the_named_files(tmp_path, monkeypatch):
     one = tmp_path / "a.memory.safetensors"
     monkeypatch.setenv(JUDGE_MEMORY_ENV, f"{one},{one}")
     assert default_recall_memory().shape_dict()["pages"] == 6
+    assert default_recall_memory("none") is None  # given names win over the setting
     monkeypatch.setenv(JUDGE_MEMORY_ENV, str(tmp_path / "missing.memory.safetensors"))
     assert default_recall_memory() is None
